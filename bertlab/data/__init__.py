@@ -1,0 +1,1 @@
+"""Dataset builders and converters (pure Python: no NeMo import)."""

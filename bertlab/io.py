@@ -1,0 +1,58 @@
+"""File helpers shared by every converter and writer: atomic writes and located errors."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+from typing import Iterator, TextIO
+
+
+class DataError(ValueError):
+    """Bad input data, located as ``file:line: reason``."""
+
+    def __init__(self, path: str | os.PathLike, line: int | None, reason: str):
+        self.path, self.line, self.reason = str(path), line, reason
+        where = f"{self.path}:{line}" if line is not None else self.path
+        super().__init__(f"{where}: {reason}")
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | os.PathLike, mode: str = "w", encoding: str | None = "utf-8") -> Iterator[TextIO]:
+    """Write ``path`` through a temp file in the same directory, renamed into place on success.
+
+    On any exception the temp file is removed and ``path`` is left as it was, so a
+    reader never sees a half-written file.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        kwargs = {} if "b" in mode else {"encoding": encoding, "newline": "\n"}
+        with os.fdopen(fd, mode, **kwargs) as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def read_text_lines(path: str | os.PathLike) -> list[str]:
+    """Lines of a text file without line ends; tolerates a UTF-8 BOM and CRLF/CR line ends."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(path, None, "file not found")
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = path.read_bytes()[: err.start].count(b"\n") + 1
+        raise DataError(path, line, f"not valid UTF-8 ({err.reason})") from None
+    # Not str.splitlines(): it also splits on form feeds and U+2028, which are data here.
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return lines
