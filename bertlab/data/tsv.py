@@ -1,0 +1,144 @@
+"""Labeled ``text<TAB>label`` TSV files: validate, drop a header row, write NeMo's format.
+
+NeMo's text-classification data is one ``text<TAB>integer label`` row per line with no
+header. This replaces the course's ``sed 1d``: the header is detected (a first row whose
+label column is not an integer) rather than assumed, and every row is checked, so a
+file without a header loses no data and a bad row fails loudly as ``file:line: reason``.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+from bertlab.io import DataError, atomic_write, read_text_lines
+
+NEMO_SUFFIX = "_nemo_format"
+_INTEGER = re.compile(r"[+-]?[0-9]+")
+
+
+@dataclass(frozen=True)
+class LabeledTsv:
+    """The validated rows of one TSV file."""
+
+    path: Path
+    rows: list[tuple[str, int]]
+    header_removed: bool
+
+
+@dataclass(frozen=True)
+class StripResult:
+    input_path: Path
+    output_path: Path
+    rows_written: int
+    header_removed: bool
+
+
+def read_labeled_tsv(path: str | os.PathLike, num_classes: int | None = None) -> LabeledTsv:
+    """Rows of a ``text<TAB>label`` file, without its header row if it has one."""
+    path = Path(path)
+    # QUOTE_NONE: quotes are ordinary text characters here, never field delimiters.
+    records = csv.reader(read_text_lines(path), delimiter="\t", quoting=csv.QUOTE_NONE)
+    rows: list[tuple[str, int]] = []
+    header_removed = False
+    try:
+        for number, fields in enumerate(records, start=1):
+            if number == 1 and _is_header(fields):
+                header_removed = True
+                continue
+            rows.append(_parse_row(path, number, fields, num_classes))
+    except csv.Error as err:  # e.g. a field beyond csv.field_size_limit()
+        raise DataError(path, records.line_num, str(err)) from None
+    return LabeledTsv(path, rows, header_removed)
+
+
+def _is_header(fields: list[str]) -> bool:
+    """Two non-empty columns whose label is not an integer, like ``sentence<TAB>label``."""
+    return len(fields) == 2 and all(f.strip() for f in fields) and not _INTEGER.fullmatch(fields[1].strip())
+
+
+def _parse_row(path: Path, number: int, fields: list[str], num_classes: int | None) -> tuple[str, int]:
+    if not fields:
+        raise DataError(path, number, "empty line")
+    if len(fields) < 2:
+        raise DataError(path, number, "no tab: expected text<TAB>label")
+    if len(fields) > 2:
+        raise DataError(path, number, f"{len(fields)} tab-separated columns, expected 2 (text<TAB>label)")
+    text, label = fields
+    if not text.strip():
+        raise DataError(path, number, "empty text")
+    if not _INTEGER.fullmatch(label):
+        raise DataError(path, number, f"label {label!r} is not an integer")
+    value = int(label)
+    if value < 0 or (num_classes is not None and value >= num_classes):
+        allowed = f"[0, {num_classes})" if num_classes is not None else ">= 0"
+        raise DataError(path, number, f"label {value} out of range {allowed}")
+    return text, value
+
+
+def nemo_output_path(input_path: str | os.PathLike, out_dir: str | os.PathLike | None = None) -> Path:
+    """``<stem>_nemo_format.tsv`` beside the input, or in ``out_dir``."""
+    input_path = Path(input_path)
+    directory = Path(out_dir) if out_dir is not None else input_path.parent
+    return directory / f"{input_path.stem}{NEMO_SUFFIX}.tsv"
+
+
+def write_nemo_tsv(rows: Iterable[tuple[str, int]], out_path: str | os.PathLike) -> int:
+    """Write headerless ``text<TAB>label`` rows atomically; return how many."""
+    count = 0
+    with atomic_write(out_path) as handle:
+        for text, label in rows:
+            handle.write(f"{text}\t{label}\n")
+            count += 1
+    return count
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    if a.exists() and b.exists():
+        return os.path.samefile(a, b)
+    return a.resolve() == b.resolve()
+
+
+def plan_outputs(
+    input_paths: Iterable[str | os.PathLike], out_dir: str | os.PathLike | None = None
+) -> dict[Path, Path]:
+    """Output path per input; refuses to overwrite an input or to write two inputs to one file."""
+    inputs = [Path(p) for p in input_paths]
+    plan = {path: nemo_output_path(path, out_dir) for path in inputs}
+    for source, target in plan.items():
+        for other in inputs:
+            if _same_file(target, other):
+                raise DataError(source, None, f"output {target} would overwrite input {other}")
+        for other, other_target in plan.items():
+            if other != source and _same_file(target, other_target):
+                raise DataError(source, None, f"output {target} is also the output of {other}")
+    return plan
+
+
+def strip_tsv_headers(
+    input_paths: Iterable[str | os.PathLike],
+    out_dir: str | os.PathLike | None = None,
+    num_classes: int | None = None,
+) -> list[StripResult]:
+    """Convert each input to ``<stem>_nemo_format.tsv``.
+
+    All inputs are validated before any output is written, so a bad row anywhere leaves
+    every output as it was.
+    """
+    plan = plan_outputs(input_paths, out_dir)
+    tables = [read_labeled_tsv(source, num_classes) for source in plan]
+    return [
+        StripResult(table.path, plan[table.path], write_nemo_tsv(table.rows, plan[table.path]), table.header_removed)
+        for table in tables
+    ]
+
+
+def strip_tsv_header(
+    input_path: str | os.PathLike, out_dir: str | os.PathLike | None = None, num_classes: int | None = None
+) -> StripResult:
+    """Convert one input to ``<stem>_nemo_format.tsv`` (see :func:`strip_tsv_headers`)."""
+    return strip_tsv_headers([input_path], out_dir, num_classes)[0]

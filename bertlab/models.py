@@ -1,0 +1,152 @@
+"""NeMo's text and token classification models with honest, named epoch metrics.
+
+Imports NeMo at module level: import this module only inside functions that need it.
+
+What the subclasses change, and why:
+- Validation and test metrics are computed once per epoch from all predictions, gathered
+  across DDP ranks, and logged under split-prefixed names (``val_macro_f1``,
+  ``val_entity_f1``; stock NeMo logs token-level ``f1`` for both splits under one name).
+- BERT's pooler is dropped: neither head reads it, and its unused parameters make plain
+  DDP fail ("parameters that were not used in producing loss").
+"""
+
+from __future__ import annotations
+
+import torch
+from nemo.collections.nlp.models import TextClassificationModel, TokenClassificationModel
+
+from bertlab.metrics import classification_scores, entity_scores
+
+
+def _gather(items: list) -> list:
+    """Concatenate a per-rank list over all DDP ranks (identity without DDP)."""
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return items
+    gathered: list[list] = [None] * torch.distributed.get_world_size()  # type: ignore[list-item]
+    torch.distributed.all_gather_object(gathered, items)
+    return [item for rank_items in gathered for item in rank_items]
+
+
+class _EpochMetricsMixin:
+    """Collects (loss, gold, pred) per step and logs ``{split}_*`` metrics per epoch."""
+
+    def _drop_unused_pooler(self) -> None:
+        if getattr(self.bert_model, "pooler", None) is not None:
+            self.bert_model.pooler = None
+
+    def _records(self, split: str) -> dict[str, list]:
+        if not hasattr(self, "_epoch_records"):
+            self._epoch_records = {}
+        return self._epoch_records.setdefault(split, {"loss": [], "gold": [], "pred": []})
+
+    def _record(self, split: str, loss: torch.Tensor, gold: list, pred: list) -> None:
+        records = self._records(split)
+        records["loss"].append((float(loss), len(gold)))
+        records["gold"].extend(gold)
+        records["pred"].extend(pred)
+
+    def _log_epoch(self, split: str) -> dict[str, float]:
+        records = self._epoch_records.pop(split, {"loss": [], "gold": [], "pred": []})
+        losses, gold, pred = _gather(records["loss"]), _gather(records["gold"]), _gather(records["pred"])
+        count = sum(n for _, n in losses) or 1
+        metrics = {"loss": sum(l * n for l, n in losses) / count, **self.epoch_metrics(gold, pred)}
+        named = {f"{split}_{name}": float(value) for name, value in metrics.items()}
+        # Values are already global (gathered), so no sync_dist reduction is needed.
+        self.log_dict(named, prog_bar=False, rank_zero_only=False)
+        return named
+
+    def on_validation_epoch_end(self):
+        self._log_epoch("val")
+
+    def on_test_epoch_end(self):
+        self._log_epoch("test")
+
+
+class TextClassifier(_EpochMetricsMixin, TextClassificationModel):
+    """Sequence classification; epoch metrics: accuracy, macro and micro F1, per-class F1."""
+
+    def __init__(self, cfg, trainer=None):
+        super().__init__(cfg=cfg, trainer=trainer)
+        self._drop_unused_pooler()
+
+    @property
+    def class_names(self) -> list[str]:
+        names = self._cfg.get("class_names")
+        return list(names) if names else [str(i) for i in range(self._cfg.dataset.num_classes)]
+
+    def epoch_metrics(self, gold: list[int], pred: list[int]) -> dict[str, float]:
+        scores = classification_scores(gold, pred, self.class_names)
+        return {"accuracy": scores["accuracy"], "macro_f1": scores["macro_f1"], "f1": scores["micro_f1"]}
+
+    def validation_step(self, batch, batch_idx, split="val"):
+        input_ids, input_type_ids, input_mask, labels = batch
+        logits = self.forward(input_ids=input_ids, token_type_ids=input_type_ids, attention_mask=input_mask)
+        loss = self.loss(logits=logits, labels=labels)
+        self._record(split, loss, labels.tolist(), logits.argmax(dim=-1).tolist())
+        return loss
+
+    def test_step(self, batch, batch_idx):
+        return self.validation_step(batch, batch_idx, split="test")
+
+    @torch.no_grad()
+    def predict_texts(self, texts: list[str], batch_size: int = 32, max_seq_length: int = -1) -> list[int]:
+        """Class ids for raw texts (NeMo's classifytext, without its 3 hard-coded workers)."""
+        was_training, device = self.training, next(self.parameters()).device
+        self.eval()
+        try:
+            loader = self._setup_infer_dataloader({"batch_size": batch_size, "num_workers": 0}, texts, max_seq_length)
+            preds: list[int] = []
+            for input_ids, input_type_ids, input_mask, _ in loader:
+                logits = self.forward(input_ids=input_ids.to(device), token_type_ids=input_type_ids.to(device),
+                                      attention_mask=input_mask.to(device))
+                preds.extend(logits.argmax(dim=-1).tolist())
+            return preds
+        finally:
+            self.train(was_training)
+
+
+class TokenClassifier(_EpochMetricsMixin, TokenClassificationModel):
+    """Token classification (NER); epoch metrics: exact-match entity P/R/F1 (seqeval)."""
+
+    def __init__(self, cfg, trainer=None):
+        super().__init__(cfg=cfg, trainer=trainer)
+        self._drop_unused_pooler()
+
+    @property
+    def id_to_label(self) -> dict[int, str]:
+        return {int(v): k for k, v in self._cfg.label_ids.items()}
+
+    def epoch_metrics(self, gold: list[list[str]], pred: list[list[str]]) -> dict[str, float]:
+        scores = entity_scores(gold, pred)
+        return {"entity_precision": scores["precision"], "entity_recall": scores["recall"],
+                "entity_f1": scores["f1"]}
+
+    def validation_step(self, batch, batch_idx, split="val"):
+        input_ids, input_type_ids, input_mask, subtokens_mask, loss_mask, labels = batch
+        logits = self(input_ids=input_ids, token_type_ids=input_type_ids, attention_mask=input_mask)
+        loss = self.loss(logits=logits, labels=labels, loss_mask=loss_mask)
+        # One tag per word: the first subtoken of each word carries its label.
+        words = subtokens_mask > 0.5
+        names = self.id_to_label
+        preds, golds = logits.argmax(dim=-1), labels
+        gold = [[names[i] for i in golds[row][words[row]].tolist()] for row in range(len(labels))]
+        pred = [[names[i] for i in preds[row][words[row]].tolist()] for row in range(len(labels))]
+        self._record(split, loss, gold, pred)
+        return loss
+
+    def test_step(self, batch, batch_idx):
+        return self.validation_step(batch, batch_idx, split="test")
+
+    @torch.no_grad()
+    def predict_tags(self, sentences: list[list[str]], batch_size: int = 64) -> list[list[str]]:
+        """IOB tags, one per word, for pre-tokenized sentences (no truncation)."""
+        was_training = self.training
+        try:
+            flat = self._infer([" ".join(words) for words in sentences], batch_size=batch_size)
+        finally:
+            self.train(was_training)
+        names, tags, start = self.id_to_label, [], 0
+        for words in sentences:
+            tags.append([names[i] for i in flat[start : start + len(words)]])
+            start += len(words)
+        return tags

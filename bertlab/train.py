@@ -1,0 +1,102 @@
+"""One training run, task-agnostic: trainer, exp_manager, model, fit, evaluate, save.
+
+NeMo, torch and Lightning are imported inside :func:`train`, after the config checks.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shlex
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from bertlab.config import register_resolvers, require_values
+from bertlab.encoders import go_offline_if_local
+from bertlab.io import atomic_write
+from bertlab.tasks import TASKS
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunResult:
+    log_dir: Path
+    nemo_path: Path | None
+    metrics: dict = field(default_factory=dict)
+
+
+def train(cfg: DictConfig) -> RunResult:
+    register_resolvers()
+    require_values(cfg)
+    task = TASKS[cfg.task]
+    task.check(cfg)  # data files and labels, before the 20 s NeMo import
+    go_offline_if_local(cfg.model.language_model.pretrained_model_name)
+
+    import lightning.pytorch as pl
+    from nemo.utils.exp_manager import exp_manager
+
+    from bertlab.trainer import trainer_kwargs
+
+    pl.seed_everything(cfg.seed, workers=True)
+    trainer = pl.Trainer(**trainer_kwargs(cfg.trainer))
+    log_dir = Path(exp_manager(trainer, cfg.get("exp_manager")))
+    if trainer.is_global_zero:
+        save_run_record(log_dir, cfg)
+
+    model = task.model_class(cfg.model, trainer=trainer)
+    trainer.fit(model)
+    model = _best_weights(trainer, model)
+
+    result = RunResult(log_dir=log_dir, nemo_path=None)
+    if trainer.is_global_zero:
+        # The test: one pass on rank 0 that writes metrics.json and per-item predictions
+        # and logs test_* scalars, shared with scripts/evaluate_*.py.
+        result.metrics = task.evaluate(model, cfg, log_dir)
+        _log_test_metrics(trainer, cfg, result.metrics)
+        result.nemo_path = Path(cfg.model.nemo_path or log_dir / f"{cfg.exp_manager.name}.nemo")
+        model.save_to(str(result.nemo_path))
+        log.info("saved %s", result.nemo_path)
+        task.show_inference(model, cfg)
+    return result
+
+
+def _best_weights(trainer, model):
+    """Load the best checkpoint by the monitored validation metric, when there is one."""
+    callback = trainer.checkpoint_callback
+    best = getattr(callback, "best_model_path", "") if callback else ""
+    if best and Path(best).is_file():
+        import torch
+
+        state = torch.load(best, map_location=model.device, weights_only=False)["state_dict"]
+        model.load_state_dict(state)
+        log.info("restored best checkpoint %s (%s=%s)", best, callback.monitor, callback.best_model_score)
+    return model
+
+
+def save_run_record(log_dir: Path, cfg: DictConfig) -> None:
+    """The composed config and the command line, next to exp_manager's git-info.log."""
+    log_dir.mkdir(parents=True, exist_ok=True)
+    with atomic_write(log_dir / "config.yaml") as handle:
+        handle.write(OmegaConf.to_yaml(cfg, resolve=True))
+    with atomic_write(log_dir / "command.txt") as handle:
+        handle.write(shlex.join([sys.executable, *sys.argv]) + "\n")
+
+
+def _log_test_metrics(trainer, cfg: DictConfig, metrics: dict) -> None:
+    """Test scalars at the last step, and hyperparameters with final metrics in
+    TensorBoard's hparams view."""
+    from bertlab.runs import flat_hparams
+
+    writer = getattr(trainer.logger, "experiment", None)
+    if writer is None:
+        return
+    scalars = {f"test_{k}": v for k, v in metrics.items() if isinstance(v, (int, float))}
+    for name, value in scalars.items():
+        writer.add_scalar(name, value, trainer.global_step)
+    writer.add_hparams(flat_hparams(cfg), {f"hparam/{k}": v for k, v in scalars.items()}, run_name=".")
+    writer.flush()

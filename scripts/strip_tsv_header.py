@@ -1,0 +1,39 @@
+"""Write ``<stem>_nemo_format.tsv`` for each ``text<TAB>label`` TSV: header row removed, rows checked.
+
+  python scripts/strip_tsv_header.py data/ncbi_tc3/*.tsv --num-classes 3 [--out-dir DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+# Run as a file from a checkout, the package is not on sys.path otherwise.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bertlab.data.tsv import strip_tsv_headers  # noqa: E402
+from bertlab.io import DataError  # noqa: E402
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("inputs", nargs="+", type=Path, help="TSV files with text<TAB>label rows")
+    parser.add_argument("--num-classes", type=int, help="labels must be in [0, N)")
+    parser.add_argument("--out-dir", type=Path, help="where to write (default: beside each input)")
+    args = parser.parse_args(argv)
+    if args.num_classes is not None and args.num_classes < 1:
+        parser.error("--num-classes must be at least 1")
+    try:
+        results = strip_tsv_headers(args.inputs, args.out_dir, args.num_classes)
+    except DataError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    for result in results:
+        header = "header removed" if result.header_removed else "no header"
+        print(f"{result.output_path}: {result.rows_written} rows ({header})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

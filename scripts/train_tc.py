@@ -1,0 +1,22 @@
+"""Fine-tune a BERT encoder to classify PubMed abstracts (NeMo TextClassificationModel).
+
+  python scripts/train_tc.py model.dataset.num_classes=3 [trainer=gpu] [experiment=course_run2]
+"""
+
+import hydra
+from omegaconf import DictConfig
+
+from bertlab.config import register_resolvers
+
+register_resolvers()
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="train_tc")
+def main(cfg: DictConfig) -> None:
+    from bertlab.train import train
+
+    train(cfg)
+
+
+if __name__ == "__main__":
+    main()
