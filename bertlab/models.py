@@ -6,6 +6,8 @@ What the subclasses change, and why:
 - Validation and test metrics are computed once per epoch from all predictions, gathered
   across DDP ranks, and logged under split-prefixed names (``val_macro_f1``,
   ``val_entity_f1``; stock NeMo logs token-level ``f1`` for both splits under one name).
+- NER batches are cut to their longest row (``model.dataset.dynamic_padding``); NeMo pads
+  every batch to the longest sentence of the dataset.
 - BERT's pooler is dropped: neither head reads it, and its unused parameters make plain
   DDP fail ("parameters that were not used in producing loss").
 """
@@ -111,6 +113,14 @@ class TokenClassifier(_EpochMetricsMixin, TokenClassificationModel):
     def __init__(self, cfg, trainer=None):
         super().__init__(cfg=cfg, trainer=trainer)
         self._drop_unused_pooler()
+
+    def _setup_dataloader_from_config(self, cfg):
+        from bertlab.batching import with_dynamic_padding
+
+        loader = super()._setup_dataloader_from_config(cfg)
+        if self._cfg.dataset.get("dynamic_padding", True):
+            loader = with_dynamic_padding(loader, shuffle=cfg.shuffle)
+        return loader
 
     @property
     def id_to_label(self) -> dict[int, str]:

@@ -1,0 +1,50 @@
+# bertlab: `make help` lists the targets.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+# A local copy of the NCBI Disease corpus (original/ and conll/ inside); the shared copy
+# beside this checkout when there is one, otherwise `make data` downloads the corpus.
+NCBI_DISEASE_DIR ?= $(wildcard $(CURDIR)/../shared/datasets/ncbi-disease)
+export NCBI_DISEASE_DIR
+ARGS ?=
+
+.PHONY: help install data tc ner test test-full compare tensorboard lint clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+install: $(VENV)/.installed  ## create .venv and install bertlab with pinned dependencies
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -c constraints.txt -e ".[dev]"
+	$(BIN)/pip uninstall --quiet --yes torchvision  # see constraints.txt
+	touch $@
+
+data: install  ## build data/ncbi_tc3 and data/ncbi_ner from the NCBI Disease corpus
+	$(BIN)/python scripts/prepare_data.py
+
+tc: install data  ## train, test and save the 3-class abstract classifier (CPU default)
+	$(BIN)/python scripts/train_tc.py model.dataset.num_classes=3 $(ARGS)
+
+ner: install data  ## train, test and evaluate disease NER (CPU default)
+	$(BIN)/python scripts/train_ner.py $(ARGS)
+
+test: install  ## the test suite, tiny end-to-end training runs included (~10 min)
+	$(BIN)/python -m pytest -m "not slow" $(ARGS)
+
+test-full: install  ## every test, minutes-long runs included
+	$(BIN)/python -m pytest $(ARGS)
+
+compare: install  ## table and plot comparing the runs under experiments/
+	$(BIN)/python scripts/compare_runs.py experiments $(ARGS)
+
+tensorboard: install  ## serve experiments/ on http://localhost:6006
+	$(BIN)/tensorboard --logdir experiments --port 6006
+
+lint: install  ## ruff
+	$(BIN)/ruff check bertlab scripts tests
+
+clean:  ## remove generated data and runs (keeps .venv)
+	rm -rf data/ncbi_tc3 data/ncbi_ner data/downloads experiments
