@@ -7,8 +7,7 @@ batch would be padding. :func:`trim_padding` cuts each batch to its own longest 
 
 from __future__ import annotations
 
-from typing import Callable
-
+from collections.abc import Callable
 
 from torch.utils.data import DataLoader, default_collate
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 
 def classification_scores(gold: Sequence[int], pred: Sequence[int], class_names: Sequence[str]) -> dict:

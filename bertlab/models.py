@@ -51,7 +51,7 @@ class _EpochMetricsMixin:
         records = self._epoch_records.pop(split, {"loss": [], "gold": [], "pred": []})
         losses, gold, pred = _gather(records["loss"]), _gather(records["gold"]), _gather(records["pred"])
         count = sum(n for _, n in losses) or 1
-        metrics = {"loss": sum(l * n for l, n in losses) / count, **self.epoch_metrics(gold, pred)}
+        metrics = {"loss": sum(loss * n for loss, n in losses) / count, **self.epoch_metrics(gold, pred)}
         named = {f"{split}_{name}": float(value) for name, value in metrics.items()}
         # Values are already global (gathered), so no sync_dist reduction is needed.
         self.log_dict(named, prog_bar=False, rank_zero_only=False)

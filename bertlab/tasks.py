@@ -42,12 +42,11 @@ def check_text_classification(cfg: DictConfig) -> None:
     files = {f"model.{split}.file_path": cfg.model[split].file_path
              for split in ("train_ds", "validation_ds", "test_ds")}
     require_files(files)
-    for key, path in files.items():
-        if path:
-            table = read_labeled_tsv(path, num_classes=num_classes)  # DataError: file:line
-            if table.header_removed:
-                raise DataError(path, 1, f"header row found; NeMo reads it as data. Strip it first: "
-                                         f"python scripts/strip_tsv_header.py {path}")
+    for path in filter(None, files.values()):
+        table = read_labeled_tsv(path, num_classes=num_classes)  # DataError: file:line
+        if table.header_removed:
+            raise DataError(path, 1, f"header row found; NeMo reads it as data. Strip it first: "
+                                     f"python scripts/strip_tsv_header.py {path}")
 
 
 def evaluate_text_classification(model, tsv_path: str | Path, out_dir: Path | None, batch_size: int = 64,

@@ -5,15 +5,13 @@ NeMo, torch and Lightning are imported inside :func:`train`, after the config ch
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import shlex
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, OmegaConf
 
 from bertlab.config import register_resolvers, require_values
 from bertlab.encoders import go_offline_if_local

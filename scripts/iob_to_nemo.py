@@ -11,11 +11,8 @@ import argparse
 import sys
 from pathlib import Path
 
-# Run as a file from a checkout, the package is not on sys.path otherwise.
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from bertlab.data import iob, ncbi_iob  # noqa: E402
-from bertlab.io import DataError  # noqa: E402
+from bertlab.data import iob, ncbi_iob
+from bertlab.io import DataError
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

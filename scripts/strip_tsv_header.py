@@ -9,11 +9,8 @@ import argparse
 import sys
 from pathlib import Path
 
-# Run as a file from a checkout, the package is not on sys.path otherwise.
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from bertlab.data.tsv import strip_tsv_headers  # noqa: E402
-from bertlab.io import DataError  # noqa: E402
+from bertlab.data.tsv import strip_tsv_headers
+from bertlab.io import DataError
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -33,8 +33,8 @@ from __future__ import annotations
 import logging
 import re
 from collections import Counter
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Iterable, Mapping
 
 from bertlab.data.download import ORIGINAL_FILENAMES
 from bertlab.data.ncbi_corpus import Abstract, Mention, read_corpus

@@ -11,9 +11,9 @@ from __future__ import annotations
 import csv
 import os
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
 
 from bertlab.io import DataError, atomic_write, read_text_lines
 

@@ -1,0 +1,49 @@
+"""Evaluate a saved NER model (.nemo) with exact-match entity scores, offline.
+
+  python scripts/evaluate_ner.py MODEL.nemo --conll data.tsv [--out-dir DIR]
+  python scripts/evaluate_ner.py MODEL.nemo --text text_test.txt --labels labels_test.txt
+
+Prints precision/recall/F1 per entity type; with --out-dir also writes metrics.json and
+predictions.conll (token, gold, pred).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from bertlab.io import DataError
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("model", type=Path, help="a .nemo saved by scripts/train_ner.py")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--conll", type=Path, help="CoNLL/IOB file: token ... tag per line")
+    source.add_argument("--text", type=Path, help="NeMo text file (with --labels)")
+    parser.add_argument("--labels", type=Path, help="NeMo labels file matching --text")
+    parser.add_argument("--out-dir", type=Path, help="write metrics.json and predictions.conll here")
+    parser.add_argument("--batch-size", type=int, default=64)
+    args = parser.parse_args(argv)
+    if args.text and not args.labels:
+        parser.error("--text needs --labels")
+
+    from bertlab.data.iob import read_iob, read_nemo
+
+    try:
+        gold = read_iob(args.conll)[0] if args.conll else read_nemo(args.text, args.labels)
+    except DataError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+
+    from bertlab.restore import restore_model
+    from bertlab.tasks import evaluate_ner
+
+    model = restore_model(args.model)
+    evaluate_ner(model, gold, args.out_dir, source=str(args.conll or args.text), batch_size=args.batch_size)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

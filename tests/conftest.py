@@ -1,0 +1,81 @@
+"""Shared fixtures: the real corpus, tiny slices of it, and the real Hydra configs, shrunk."""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from omegaconf import DictConfig, open_dict
+
+from bertlab.config import register_resolvers
+
+REPO = Path(__file__).resolve().parents[1]
+CONF_DIR = REPO / "conf"
+# The corpus is read where it lies (never copied into the repo): $NCBI_DISEASE_DIR or ../shared.
+NCBI_DIR = Path(os.environ.get("NCBI_DISEASE_DIR") or REPO.parent / "shared" / "datasets" / "ncbi-disease")
+
+TINY_SIZES = {"train": 48, "dev": 24, "test": 24}
+
+
+def compose_config(config_name: str, overrides: list[str] = ()) -> DictConfig:
+    """The real config from conf/, composed as the scripts compose it."""
+    register_resolvers()
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return compose(config_name=config_name, overrides=list(overrides))
+
+
+def shrink(cfg: DictConfig, exp_dir: Path, steps: int = 6) -> DictConfig:
+    """A few CPU steps on short sequences, logs under ``exp_dir``."""
+    with open_dict(cfg):
+        cfg.trainer.update(accelerator="cpu", devices=1, max_epochs=2, max_steps=steps, log_every_n_steps=1, val_check_interval=steps // 2,
+                           enable_progress_bar=False)
+        cfg.exp_manager.exp_dir = str(exp_dir)
+        cfg.model.dataset.max_seq_length = 64
+        cfg.model.train_ds.batch_size = 8
+        cfg.model.validation_ds.batch_size = 12
+        cfg.model.test_ds.batch_size = 12
+    return cfg
+
+
+@pytest.fixture(scope="session")
+def tiny_tc3(tmp_path_factory) -> Path:
+    """NCBI_tc-3 built from the real corpus, cut to a few abstracts per split, header-stripped."""
+    from bertlab.data.ncbi_tc3 import build_tc3
+    from bertlab.data.tsv import read_labeled_tsv, write_nemo_tsv
+
+    full, tiny = tmp_path_factory.mktemp("tc3_full"), tmp_path_factory.mktemp("tc3")
+    build_tc3(NCBI_DIR / "original", full)
+    for split, size in TINY_SIZES.items():
+        write_nemo_tsv(read_labeled_tsv(full / f"{split}.tsv").rows[:size], tiny / f"{split}_nemo_format.tsv")
+    return tiny
+
+
+@pytest.fixture(scope="session")
+def tiny_ner(tmp_path_factory) -> Path:
+    """NeMo-format NER data from the CoNLL release, a few sentences with mentions per split."""
+    from bertlab.data.iob import read_iob, write_nemo_dataset
+
+    files = {"train": "train.tsv", "dev": "devel.tsv", "test": "test.tsv"}
+    splits = {}
+    for split, name in files.items():
+        sentences, _ = read_iob(NCBI_DIR / "conll" / name)
+        splits[split] = [s for s in sentences if any(t != "O" for t in s.tags)][: TINY_SIZES[split] * 2]
+    out = tmp_path_factory.mktemp("ner")
+    write_nemo_dataset(splits, out)
+    return out
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    """Any attempt to open a network connection fails the test."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"network access attempted: {args[1:] if len(args) > 1 else args}")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)

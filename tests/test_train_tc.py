@@ -1,0 +1,97 @@
+"""Text classification end to end on CPU: the real config, shrunk; assertions on artifacts."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import compose_config, shrink
+from omegaconf import open_dict
+
+from bertlab.config import ConfigError
+from bertlab.io import DataError
+from bertlab.train import train
+
+CLASS_NAMES = ["cancer", "neurological disorder", "other"]
+
+
+def tc_config(data_dir, exp_dir, overrides=()):
+    cfg = compose_config("train_tc", ["model.dataset.num_classes=3", *overrides])
+    with open_dict(cfg):
+        cfg.data.dir = str(data_dir)
+    return shrink(cfg, exp_dir)
+
+
+def scalar_tags(log_dir):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(log_dir), size_guidance={"scalars": 0})
+    events.Reload()
+    return {tag: [e.value for e in events.Scalars(tag)] for tag in events.Tags()["scalars"]}
+
+
+@pytest.fixture(scope="module")
+def tc_run(tiny_tc3, tmp_path_factory):
+    return train(tc_config(tiny_tc3, tmp_path_factory.mktemp("exp")))
+
+
+def test_run_writes_metrics_with_class_names(tc_run):
+    report = json.loads((tc_run.log_dir / "metrics.json").read_text())
+    assert list(report["per_class"]) == CLASS_NAMES
+    assert sum(c["support"] for c in report["per_class"].values()) == 24
+    assert 0.0 <= report["macro_f1"] <= 1.0
+    assert tc_run.metrics["macro_f1"] == pytest.approx(report["macro_f1"])
+    predictions = (tc_run.log_dir / "predictions.tsv").read_text().splitlines()
+    assert predictions[0] == "sentence\tgold\tpred" and len(predictions) == 25
+
+
+def test_tensorboard_holds_train_loss_and_validation_f1(tc_run):
+    scalars = scalar_tags(tc_run.log_dir)
+    assert len(scalars["train_loss"]) == 6
+    assert scalars["val_macro_f1"] and all(0.0 <= v <= 1.0 for v in scalars["val_macro_f1"])
+    assert scalars["test_macro_f1"][-1] == pytest.approx(tc_run.metrics["macro_f1"], abs=1e-6)
+
+
+def test_run_record_saved(tc_run):
+    assert "num_classes: 3" in (tc_run.log_dir / "config.yaml").read_text()
+    assert (tc_run.log_dir / "command.txt").is_file()
+
+
+def test_nemo_restores_offline_and_classifies(tc_run, tiny_tc3, no_network):
+    from bertlab.restore import restore_model
+    from bertlab.tasks import evaluate_text_classification
+
+    model = restore_model(tc_run.nemo_path)
+    assert model.class_names == CLASS_NAMES
+    assert len(model.predict_texts(["Glioblastoma is an aggressive brain tumour."])) == 1
+    again = evaluate_text_classification(model, tiny_tc3 / "test_nemo_format.tsv", None, max_seq_length=64)
+    assert again["macro_f1"] == pytest.approx(tc_run.metrics["macro_f1"])
+
+
+def test_missing_num_classes_stops_before_model(tmp_path, tiny_tc3):
+    cfg = shrink(compose_config("train_tc"), tmp_path)
+    with pytest.raises(ConfigError, match="model.dataset.num_classes"):
+        train(cfg)
+    assert not any(tmp_path.iterdir())
+
+
+def test_label_out_of_range_names_file_and_line(tmp_path, tiny_tc3):
+    bad = tmp_path / "train_nemo_format.tsv"
+    bad.write_text("a cancer abstract\t0\nanother abstract\t3\n")
+    cfg = tc_config(tiny_tc3, tmp_path / "exp", [f"model.train_ds.file_path={bad}"])
+    with pytest.raises(DataError, match=r"train_nemo_format.tsv:2: .*3"):
+        train(cfg)
+
+
+def test_missing_file_is_a_config_error(tmp_path, tiny_tc3):
+    cfg = tc_config(tiny_tc3, tmp_path, [f"model.validation_ds.file_path={tmp_path}/nope.tsv"])
+    with pytest.raises(ConfigError, match="model.validation_ds.file_path: file not found"):
+        train(cfg)
+
+
+def test_header_row_is_rejected_with_advice(tmp_path, tiny_tc3):
+    with_header = tmp_path / "dev.tsv"
+    with_header.write_text("sentence\tlabel\nsome abstract\t1\n")
+    cfg = tc_config(tiny_tc3, tmp_path / "exp", [f"model.validation_ds.file_path={with_header}"])
+    with pytest.raises(DataError, match=r"dev.tsv:1: header row .*strip_tsv_header"):
+        train(cfg)
