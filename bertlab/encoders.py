@@ -52,3 +52,38 @@ def relocate_embedded_encoder(name: str) -> str:
     if name and not Path(name).exists() and EMBEDDED_PACKAGE in Path(name).parts:
         return embedded_encoder_path()
     return name
+
+
+def available_offline(name: str) -> bool:
+    """True when ``name`` loads with no network: a local model directory or a hub cache hit."""
+    if is_local_encoder(name):
+        return True
+    from huggingface_hub import try_to_load_from_cache
+
+    cached = try_to_load_from_cache(name, "config.json")
+    return isinstance(cached, str)
+
+
+def encoder_table(include_nemo: bool = True) -> list[tuple[str, str, bool]]:
+    """Rows of (preset or "nemo", model name, loads offline) for scripts/list_encoders.py."""
+    rows = []
+    for preset, name in ENCODER_PRESETS.items():
+        name = name or embedded_encoder_path()
+        rows.append((preset, name, available_offline(name)))
+    if include_nemo:
+        from nemo.collections.nlp.modules.common.lm_utils import get_pretrained_lm_models_list
+
+        listed = {name for _, name, _ in rows}
+        rows.extend(("nemo", name, available_offline(name))
+                    for name in get_pretrained_lm_models_list() if name not in listed)
+    return rows
+
+
+def check_tokenizer_casing(tokenizer, cased: bool) -> None:
+    """Cased encoders must see case: a hub tokenizer config that lower-cases a cased model
+    silently costs accuracy, so stop instead."""
+    if cased and tokenizer.text_to_tokens("Disease")[0][:1] == "d":
+        raise ValueError(
+            "the encoder is cased (encoder.cased=true) but its tokenizer lower-cases text; "
+            "use a tokenizer that keeps case (model.tokenizer.tokenizer_name=...)"
+        )

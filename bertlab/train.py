@@ -8,13 +8,14 @@ from __future__ import annotations
 import logging
 import shlex
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
 from bertlab.config import register_resolvers, require_values
-from bertlab.encoders import go_offline_if_local
+from bertlab.encoders import check_tokenizer_casing, go_offline_if_local
 from bertlab.io import atomic_write
 from bertlab.tasks import TASKS
 
@@ -26,6 +27,7 @@ class RunResult:
     log_dir: Path
     nemo_path: Path | None
     metrics: dict = field(default_factory=dict)
+    fit_seconds: float = 0.0
 
 
 def train(cfg: DictConfig) -> RunResult:
@@ -47,10 +49,13 @@ def train(cfg: DictConfig) -> RunResult:
         save_run_record(log_dir, cfg)
 
     model = task.model_class(cfg.model, trainer=trainer)
+    check_tokenizer_casing(model.tokenizer, cfg.encoder.cased)
+    started = time.perf_counter()
     trainer.fit(model)
+    result = RunResult(log_dir=log_dir, nemo_path=None, fit_seconds=time.perf_counter() - started)
+    print(f"rank {trainer.global_rank}/{trainer.world_size}: fit done at step {trainer.global_step}", flush=True)
     model = _best_weights(trainer, model)
 
-    result = RunResult(log_dir=log_dir, nemo_path=None)
     if trainer.is_global_zero:
         # The test: one pass on rank 0 that writes metrics.json and per-item predictions
         # and logs test_* scalars, shared with scripts/evaluate_*.py.

@@ -32,8 +32,8 @@ def compose_config(config_name: str, overrides: list[str] = ()) -> DictConfig:
 def shrink(cfg: DictConfig, exp_dir: Path, steps: int = 6) -> DictConfig:
     """A few CPU steps on short sequences, logs under ``exp_dir``."""
     with open_dict(cfg):
-        cfg.trainer.update(accelerator="cpu", devices=1, max_epochs=2, max_steps=steps, log_every_n_steps=1, val_check_interval=steps // 2,
-                           enable_progress_bar=False)
+        cfg.trainer.update(accelerator="cpu", devices=1, max_epochs=2, max_steps=steps, log_every_n_steps=1,
+                           val_check_interval=steps // 2, enable_progress_bar=False)
         cfg.exp_manager.exp_dir = str(exp_dir)
         cfg.model.dataset.max_seq_length = 64
         cfg.model.train_ds.batch_size = 8

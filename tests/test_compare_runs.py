@@ -10,12 +10,13 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import REPO
 from omegaconf import OmegaConf
 
 from bertlab.compare import NoRunsError, compare, comparison_table, find_runs, load_runs, to_markdown
 from bertlab.runs import flat_hparams
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "compare_runs.py"
+SCRIPT = REPO / "scripts" / "compare_runs.py"
 STEPS, LOG_EVERY, SECONDS_PER_STEP, BATCH_SIZE = 100, 10, 0.5, 32
 VAL_STEPS = (50, 100)
 # Wall times relative to a run's start: train_loss from step 10 (5 s) to 100 (50 s), test 55 s, hparams 60 s.

@@ -9,6 +9,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from conftest import NCBI_DIR
 
 from bertlab.data import download
 from bertlab.data.download import (
@@ -20,7 +21,7 @@ from bertlab.data.download import (
 )
 from bertlab.io import DataError
 
-SHARED_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "datasets" / "ncbi-disease"
+SHARED_DIR = NCBI_DIR
 
 
 @pytest.fixture(autouse=True)

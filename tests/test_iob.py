@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import NCBI_DIR, REPO
 
 from bertlab.data.iob import (
     Sentence,
@@ -22,9 +23,7 @@ from bertlab.data.iob import (
 )
 from bertlab.io import DataError
 
-ROOT = Path(__file__).resolve().parents[1]
-CONLL_DIR = ROOT.parent / "shared" / "datasets" / "ncbi-disease" / "conll"
-needs_shared_data = pytest.mark.skipif(not CONLL_DIR.is_dir(), reason="shared NCBI CoNLL files not available")
+CONLL_DIR = NCBI_DIR / "conll"
 
 
 def write_bytes(path: Path, data: bytes) -> Path:
@@ -248,7 +247,6 @@ def test_label_count_mismatch_is_located(tmp_path: Path) -> None:
 # --- real data and CLI -----------------------------------------------------------------
 
 
-@needs_shared_data
 def test_shared_conll_release_converts_with_exact_counts(tmp_path: Path) -> None:
     stats = convert_corpus_dir(CONLL_DIR, tmp_path)
     counts = {split: (s.sentences, s.mentions, s.repaired_starts) for split, s in stats.items()}
@@ -259,7 +257,7 @@ def test_shared_conll_release_converts_with_exact_counts(tmp_path: Path) -> None
 
 
 def run_script(*args: str) -> subprocess.CompletedProcess[str]:
-    script = ROOT / "scripts" / "iob_to_nemo.py"
+    script = REPO / "scripts" / "iob_to_nemo.py"
     return subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True, timeout=60)
 
 

@@ -6,6 +6,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from conftest import NCBI_DIR
 
 from bertlab.data.download import ORIGINAL_FILENAMES
 from bertlab.data.iob import convert_corpus_dir, read_iob
@@ -20,8 +21,7 @@ from bertlab.data.ncbi_iob import (
 )
 from bertlab.io import DataError
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "ncbi-disease"
-needs_shared_data = pytest.mark.skipif(not SHARED.is_dir(), reason="shared NCBI corpus not available")
+SHARED = NCBI_DIR
 
 TITLE = "BRCA1-deficient breast cancer. A study."
 BODY = "Breast cancer (BC) is common. 12 of 40 carriers had HNPCCs! St. Louis encephalitis is rare."
@@ -120,7 +120,6 @@ def test_missing_original_file_is_reported(tmp_path: Path) -> None:
         original_splits(tmp_path)
 
 
-@needs_shared_data
 def test_original_corpus_matches_the_conll_release(tmp_path: Path) -> None:
     stats = write_original_as_conll(SHARED / "original", tmp_path)
     for split, (_, release_mentions) in CONLL_RELEASE_COUNTS.items():

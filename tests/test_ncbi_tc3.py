@@ -7,6 +7,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from conftest import NCBI_DIR
 
 from bertlab.data.download import ORIGINAL_FILENAMES
 from bertlab.data.ncbi_corpus import Abstract, Mention, read_corpus
@@ -24,7 +25,7 @@ from bertlab.data.ncbi_tc3 import (
 )
 from bertlab.io import DataError
 
-ORIGINAL_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "datasets" / "ncbi-disease" / "original"
+ORIGINAL_DIR = NCBI_DIR / "original"
 UNIQUE_ABSTRACTS = {"train": 592, "dev": 100, "test": 100}  # train: PMID 8528200 is in the file twice
 
 

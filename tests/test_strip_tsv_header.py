@@ -7,14 +7,14 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import NCBI_DIR, REPO
 
 from bertlab.data.ncbi_tc3 import build_tc3
 from bertlab.data.tsv import nemo_output_path, read_labeled_tsv, strip_tsv_header, strip_tsv_headers
 from bertlab.io import DataError
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-SCRIPT = REPO_ROOT / "scripts" / "strip_tsv_header.py"
-ORIGINAL_DIR = REPO_ROOT.parent / "shared" / "datasets" / "ncbi-disease" / "original"
+SCRIPT = REPO / "scripts" / "strip_tsv_header.py"
+ORIGINAL_DIR = NCBI_DIR / "original"
 
 
 def write_tsv(path: Path, content: str | bytes) -> Path:
