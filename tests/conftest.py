@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 from pathlib import Path
@@ -32,7 +33,7 @@ def compose_config(config_name: str, overrides: list[str] = ()) -> DictConfig:
 def shrink(cfg: DictConfig, exp_dir: Path, steps: int = 6) -> DictConfig:
     """A few CPU steps on short sequences, logs under ``exp_dir``."""
     with open_dict(cfg):
-        cfg.trainer.update(accelerator="cpu", devices=1, max_epochs=2, max_steps=steps, log_every_n_steps=1,
+        cfg.trainer.update(max_epochs=2, max_steps=steps, log_every_n_steps=1,
                            val_check_interval=steps // 2, enable_progress_bar=False)
         cfg.exp_manager.exp_dir = str(exp_dir)
         cfg.model.dataset.max_seq_length = 64
@@ -70,12 +71,20 @@ def tiny_ner(tmp_path_factory) -> Path:
     return out
 
 
-@pytest.fixture
-def no_network(monkeypatch):
-    """Any attempt to open a network connection fails the test."""
+@contextlib.contextmanager
+def forbid_network():
+    """Any attempt to open a network connection inside the block fails the test."""
 
     def refuse(*args, **kwargs):
         raise AssertionError(f"network access attempted: {args[1:] if len(args) > 1 else args}")
 
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr(socket, "create_connection", refuse)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(socket.socket, "connect", refuse)
+        patch.setattr(socket, "create_connection", refuse)
+        yield
+
+
+@pytest.fixture
+def no_network():
+    with forbid_network():
+        yield

@@ -150,3 +150,12 @@ def test_cased_encoder_with_lowercasing_tokenizer_is_refused():
     check_tokenizer_casing(_Tokenizer(lower=False), cased=True)
     with pytest.raises(ValueError, match="lower-cases"):
         check_tokenizer_casing(_Tokenizer(lower=True), cased=True)
+
+
+def test_list_encoders_marks_the_embedded_one_offline():
+    result = subprocess.run([sys.executable, "scripts/list_encoders.py", "--presets-only"], cwd=REPO,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    rows = {line.split()[0]: line.split()[1] for line in result.stdout.splitlines()[1:] if line.strip()}
+    assert rows["minilm"] == "yes"
+    assert set(ENCODER_PRESETS) <= set(rows)

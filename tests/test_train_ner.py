@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import REPO, compose_config, shrink
+from conftest import REPO, compose_config, forbid_network, shrink
 from omegaconf import open_dict
 from test_train_tc import scalar_tags
 
@@ -15,12 +15,17 @@ from bertlab.data.iob import read_conll, read_nemo
 from bertlab.train import train
 
 
+def tiny_ner_run(data_dir, exp_dir, overrides=()):
+    cfg = compose_config("train_ner", list(overrides))
+    with open_dict(cfg):
+        cfg.data.dir = str(data_dir)
+    with forbid_network():
+        return train(shrink(cfg, exp_dir, steps=8))
+
+
 @pytest.fixture(scope="module")
 def ner_run(tiny_ner, tmp_path_factory):
-    cfg = compose_config("train_ner")
-    with open_dict(cfg):
-        cfg.data.dir = str(tiny_ner)
-    return train(shrink(cfg, tmp_path_factory.mktemp("exp"), steps=8))
+    return tiny_ner_run(tiny_ner, tmp_path_factory.mktemp("exp"))
 
 
 def test_metrics_file_has_entity_scores(ner_run):
@@ -68,3 +73,21 @@ def test_evaluate_script_reproduces_the_run(ner_run, tiny_ner, tmp_path):
     assert "Disease" in result.stdout
     assert json.loads((out / "metrics.json").read_text())["entity"]["f1"] == pytest.approx(ner_run.metrics["entity_f1"])
     assert (out / "predictions.conll").read_text() == (ner_run.log_dir / "predictions.conll").read_text()
+
+
+def test_compare_two_real_runs(ner_run, tiny_ner, tmp_path):
+    from bertlab.compare import compare
+
+    exp_dir = ner_run.log_dir.parents[1]
+    other = tiny_ner_run(tiny_ner, exp_dir, ["model.optim.lr=3e-5", "exp_manager.name=ner_lr3e5"])
+    result = compare([exp_dir], plot_path=tmp_path / "curves.png", csv_path=tmp_path / "table.csv")
+    table = result.table.set_index("run")
+    assert len(table) == 2
+    assert "model.optim.lr" in table.columns and "trainer.max_steps" not in table.columns
+    for run, lr in ((ner_run, 1e-4), (other, 3e-5)):
+        row = table.loc[str(run.log_dir.relative_to(exp_dir))]
+        assert row["model.optim.lr"] == pytest.approx(lr)
+        assert row["test_entity_f1"] == pytest.approx(run.metrics["entity_f1"], abs=1e-6)
+        assert row["steps"] >= 8
+    assert (tmp_path / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (tmp_path / "table.csv").read_text().count("\n") == 3

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import compose_config, shrink
+from conftest import compose_config, forbid_network, shrink
 from omegaconf import open_dict
 
 from bertlab.config import ConfigError
@@ -23,16 +23,33 @@ def tc_config(data_dir, exp_dir, overrides=()):
 
 
 def scalar_tags(log_dir):
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    """Every scalar series of a run directory (all its event files), by tag."""
+    from bertlab.compare import load_run
 
-    events = EventAccumulator(str(log_dir), size_guidance={"scalars": 0})
+    run = load_run(log_dir)
+    return {tag: run.values(tag) for tag in run.scalars}
+
+
+def tensorboard_hparams(log_dir) -> dict:
+    """The hparams view's hyperparameters, as TensorBoard's hparams plugin reads them."""
+    from tensorboard.backend.event_processing.event_multiplexer import EventMultiplexer
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    events = EventMultiplexer().AddRunsFromDirectory(str(log_dir))
     events.Reload()
-    return {tag: [e.value for e in events.Scalars(tag)] for tag in events.Tags()["scalars"]}
+    hparams = {}
+    for tags in events.PluginRunToTagToContent("hparams").values():
+        for content in tags.values():
+            start = plugin_data_pb2.HParamsPluginData.FromString(content).session_start_info
+            hparams.update({k: v.WhichOneof("kind") and getattr(v, v.WhichOneof("kind"))
+                            for k, v in start.hparams.items()})
+    return hparams
 
 
 @pytest.fixture(scope="module")
 def tc_run(tiny_tc3, tmp_path_factory):
-    return train(tc_config(tiny_tc3, tmp_path_factory.mktemp("exp")))
+    with forbid_network():  # training, testing and saving with the embedded encoder stay offline
+        return train(tc_config(tiny_tc3, tmp_path_factory.mktemp("exp")))
 
 
 def test_run_writes_metrics_with_class_names(tc_run):
@@ -55,6 +72,14 @@ def test_tensorboard_holds_train_loss_and_validation_f1(tc_run):
 def test_run_record_saved(tc_run):
     assert "num_classes: 3" in (tc_run.log_dir / "config.yaml").read_text()
     assert (tc_run.log_dir / "command.txt").is_file()
+    assert (tc_run.log_dir / "git-info.log").is_file()
+
+
+def test_hparams_view_holds_hyperparameters_and_final_metrics(tc_run):
+    hparams = tensorboard_hparams(tc_run.log_dir)
+    assert hparams["model.optim.lr"] == pytest.approx(1e-4)
+    assert hparams["encoder.name"] == "minilm" and hparams["model.dataset.num_classes"] == 3
+    assert scalar_tags(tc_run.log_dir)["hparam/test_macro_f1"] == [pytest.approx(tc_run.metrics["macro_f1"])]
 
 
 def test_nemo_restores_offline_and_classifies(tc_run, tiny_tc3, no_network):
