@@ -122,7 +122,7 @@ class TextClassificationTask:
 
         return TextClassifier
 
-    def evaluate(self, model, cfg: DictConfig, out_dir: Path) -> dict[str, float]:
+    def evaluate(self, model, cfg: DictConfig, out_dir: Path | None) -> dict[str, float]:
         test = cfg.model.test_ds
         if not test.file_path:
             return {}
@@ -142,7 +142,7 @@ class TokenClassificationTask:
 
         return TokenClassifier
 
-    def evaluate(self, model, cfg: DictConfig, out_dir: Path) -> dict[str, float]:
+    def evaluate(self, model, cfg: DictConfig, out_dir: Path | None) -> dict[str, float]:
         data_dir, test = Path(cfg.model.dataset.data_dir), cfg.model.test_ds
         text, labels = data_dir / test.text_file, data_dir / test.labels_file
         return evaluate_ner(model, read_nemo(text, labels), out_dir, source=str(text), batch_size=test.batch_size)

@@ -5,6 +5,8 @@ NeMo, torch and Lightning are imported inside :func:`train`, after the config ch
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import shlex
 import sys
@@ -56,15 +58,19 @@ def train(cfg: DictConfig) -> RunResult:
     print(f"rank {trainer.global_rank}/{trainer.world_size}: fit done at step {trainer.global_step}", flush=True)
     model = _best_weights(trainer, model)
 
-    if trainer.is_global_zero:
-        # The test: one pass on rank 0 that writes metrics.json and per-item predictions
-        # and logs test_* scalars, shared with scripts/evaluate_*.py.
-        result.metrics = task.evaluate(model, cfg, log_dir)
+    # The test: one pass over the test split that writes metrics.json and per-item
+    # predictions (shared with scripts/evaluate_*.py). NeMo's datasets call
+    # torch.distributed.barrier() while they are built, so every rank runs it; only rank 0
+    # prints, writes and logs.
+    rank_zero = trainer.is_global_zero
+    with contextlib.nullcontext() if rank_zero else contextlib.redirect_stdout(io.StringIO()):
+        result.metrics = task.evaluate(model, cfg, log_dir if rank_zero else None)
+        task.show_inference(model, cfg)
+    if rank_zero:
         _log_test_metrics(trainer, cfg, result.metrics)
         result.nemo_path = Path(cfg.model.nemo_path or log_dir / f"{cfg.exp_manager.name}.nemo")
         model.save_to(str(result.nemo_path))
         log.info("saved %s", result.nemo_path)
-        task.show_inference(model, cfg)
     return result
 
 
@@ -92,14 +98,14 @@ def save_run_record(log_dir: Path, cfg: DictConfig) -> None:
 
 def _log_test_metrics(trainer, cfg: DictConfig, metrics: dict) -> None:
     """Test scalars at the last step, and hyperparameters with final metrics in
-    TensorBoard's hparams view."""
+    TensorBoard's hparams view (the run's latest hparams entry, so it replaces the model
+    config NeMo logs at the start)."""
     from bertlab.runs import flat_hparams
 
-    writer = getattr(trainer.logger, "experiment", None)
-    if writer is None:
+    logger = trainer.logger
+    if logger is None:
         return
     scalars = {f"test_{k}": v for k, v in metrics.items() if isinstance(v, (int, float))}
-    for name, value in scalars.items():
-        writer.add_scalar(name, value, trainer.global_step)
-    writer.add_hparams(flat_hparams(cfg), {f"hparam/{k}": v for k, v in scalars.items()}, run_name=".")
-    writer.flush()
+    logger.log_metrics(scalars, step=trainer.global_step)
+    logger.log_hyperparams(flat_hparams(cfg), metrics={f"hparam/{k}": v for k, v in scalars.items()})
+    logger.save()

@@ -31,7 +31,8 @@ def test_ddp_on_two_cpu_processes(script, data, extra, request, tmp_path):
     assert "rank 1/2: fit done at step 4" in result.stdout
     assert len(list(tmp_path.rglob("*.nemo"))) == 1
     assert len(list(tmp_path.rglob("metrics.json"))) == 1
-    assert len(list(tmp_path.rglob("events.out.tfevents.*"))) == 1
+    assert len({path.parent for path in tmp_path.rglob("events.out.tfevents.*")}) == 1
+    assert len(list(tmp_path.rglob("nemo_log_globalrank-1_localrank-1.txt"))) == 1  # rank 1 ran, logged apart
 
 
 def test_resume_if_exists_continues_the_interrupted_run(tiny_ner, tmp_path):
@@ -53,5 +54,6 @@ def test_resume_if_exists_continues_the_interrupted_run(tiny_ner, tmp_path):
         if "train_loss" in events.Tags()["scalars"]:
             steps.append([e.step for e in events.Scalars("train_loss")])
     assert len(steps) == 2, "each run writes its own event file in the same run directory"
-    assert max(steps[0]) < min(steps[1]), "the second run continues after the first run's last step"
-    assert sum(len(s) for s in steps) == 8
+    # Lightning's logging step may repeat the checkpoint's last step, never restart at 0.
+    assert min(steps[1]) >= max(steps[0]) > 0, "the second run continues where the first stopped"
+    assert len(steps[0]) == len(steps[1]) == 4
