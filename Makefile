@@ -7,6 +7,7 @@ BIN    := $(VENV)/bin
 NCBI_DISEASE_DIR ?= $(wildcard $(CURDIR)/../shared/datasets/ncbi-disease)
 export NCBI_DISEASE_DIR
 ARGS ?=
+DATA_ARGS ?=
 
 .PHONY: help install data tc ner test test-full compare tensorboard lint clean
 
@@ -23,7 +24,7 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	touch $@
 
 data: install  ## build data/ncbi_tc3 and data/ncbi_ner from the NCBI Disease corpus
-	$(BIN)/python scripts/prepare_data.py
+	$(BIN)/python scripts/prepare_data.py $(DATA_ARGS)
 
 tc: install data  ## train, test and save the 3-class abstract classifier (CPU default)
 	$(BIN)/python scripts/train_tc.py model.dataset.num_classes=3 $(ARGS)

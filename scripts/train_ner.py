@@ -6,12 +6,14 @@
 import hydra
 from omegaconf import DictConfig
 
+from bertlab.cli import exit_on_user_error
 from bertlab.config import register_resolvers
 
 register_resolvers()
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train_ner")
+@exit_on_user_error
 def main(cfg: DictConfig) -> None:
     from bertlab.train import train
 

@@ -159,3 +159,15 @@ def test_list_encoders_marks_the_embedded_one_offline():
     rows = {line.split()[0]: line.split()[1] for line in result.stdout.splitlines()[1:] if line.strip()}
     assert rows["minilm"] == "yes"
     assert set(ENCODER_PRESETS) <= set(rows)
+
+
+def test_config_error_is_one_line_without_traceback(tmp_path):
+    bad = tmp_path / "train.tsv"
+    bad.write_text("good text\t1\nbad text\t7\n")
+    for args, message in (([], "error: missing required config values"),
+                          (["model.dataset.num_classes=3", f"model.train_ds.file_path={bad}"],
+                           f"error: {bad}:2: label 7 out of range [0, 3)")):
+        result = subprocess.run([sys.executable, "scripts/train_tc.py", *args], cwd=REPO,
+                                capture_output=True, text=True, timeout=120)
+        assert result.returncode == 1
+        assert message in result.stderr and "Traceback" not in result.stderr
