@@ -32,17 +32,15 @@ def _gather(items: list) -> list:
 class _EpochMetricsMixin:
     """Collects (loss, gold, pred) per step and logs ``{split}_*`` metrics per epoch."""
 
-    def _drop_unused_pooler(self) -> None:
+    def __init__(self, cfg, trainer=None):
+        super().__init__(cfg=cfg, trainer=trainer)
+        # Neither head reads the pooler; its unused parameters would make plain DDP fail.
         if getattr(self.bert_model, "pooler", None) is not None:
             self.bert_model.pooler = None
-
-    def _records(self, split: str) -> dict[str, list]:
-        if not hasattr(self, "_epoch_records"):
-            self._epoch_records = {}
-        return self._epoch_records.setdefault(split, {"loss": [], "gold": [], "pred": []})
+        self._epoch_records: dict[str, dict[str, list]] = {}
 
     def _record(self, split: str, loss: torch.Tensor, gold: list, pred: list) -> None:
-        records = self._records(split)
+        records = self._epoch_records.setdefault(split, {"loss": [], "gold": [], "pred": []})
         records["loss"].append((float(loss), len(gold)))
         records["gold"].extend(gold)
         records["pred"].extend(pred)
@@ -57,6 +55,9 @@ class _EpochMetricsMixin:
         self.log_dict(named, prog_bar=False, rank_zero_only=False)
         return named
 
+    def test_step(self, batch, batch_idx):
+        return self.validation_step(batch, batch_idx, split="test")
+
     def on_validation_epoch_end(self):
         self._log_epoch("val")
 
@@ -66,10 +67,6 @@ class _EpochMetricsMixin:
 
 class TextClassifier(_EpochMetricsMixin, TextClassificationModel):
     """Sequence classification; epoch metrics: accuracy, macro and micro F1, per-class F1."""
-
-    def __init__(self, cfg, trainer=None):
-        super().__init__(cfg=cfg, trainer=trainer)
-        self._drop_unused_pooler()
 
     @property
     def class_names(self) -> list[str]:
@@ -86,9 +83,6 @@ class TextClassifier(_EpochMetricsMixin, TextClassificationModel):
         loss = self.loss(logits=logits, labels=labels)
         self._record(split, loss, labels.tolist(), logits.argmax(dim=-1).tolist())
         return loss
-
-    def test_step(self, batch, batch_idx):
-        return self.validation_step(batch, batch_idx, split="test")
 
     @torch.no_grad()
     def predict_texts(self, texts: list[str], batch_size: int = 32, max_seq_length: int = -1) -> list[int]:
@@ -109,10 +103,6 @@ class TextClassifier(_EpochMetricsMixin, TextClassificationModel):
 
 class TokenClassifier(_EpochMetricsMixin, TokenClassificationModel):
     """Token classification (NER); epoch metrics: exact-match entity P/R/F1 (seqeval)."""
-
-    def __init__(self, cfg, trainer=None):
-        super().__init__(cfg=cfg, trainer=trainer)
-        self._drop_unused_pooler()
 
     def _setup_dataloader_from_config(self, cfg):
         from bertlab.batching import with_dynamic_padding
@@ -143,9 +133,6 @@ class TokenClassifier(_EpochMetricsMixin, TokenClassificationModel):
         pred = [[names[i] for i in preds[row][words[row]].tolist()] for row in range(len(labels))]
         self._record(split, loss, gold, pred)
         return loss
-
-    def test_step(self, batch, batch_idx):
-        return self.validation_step(batch, batch_idx, split="test")
 
     @torch.no_grad()
     def predict_tags(self, sentences: list[list[str]], batch_size: int = 64) -> list[list[str]]:

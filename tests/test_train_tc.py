@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
-from conftest import compose_config, forbid_network, shrink
+from conftest import REPO, compose_config, forbid_network, shrink
 from omegaconf import open_dict
 
 from bertlab.config import ConfigError
@@ -120,3 +122,14 @@ def test_header_row_is_rejected_with_advice(tmp_path, tiny_tc3):
     cfg = tc_config(tiny_tc3, tmp_path / "exp", [f"model.validation_ds.file_path={with_header}"])
     with pytest.raises(DataError, match=r"dev.tsv:1: header row .*strip_tsv_header"):
         train(cfg)
+
+
+def test_evaluate_script_reproduces_the_run(tc_run, tiny_tc3, tmp_path):
+    out = tmp_path / "eval"
+    result = subprocess.run([sys.executable, "scripts/evaluate_tc.py", str(tc_run.nemo_path),
+                             str(tiny_tc3 / "test_nemo_format.tsv"), "--out-dir", str(out)],
+                            cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "neurological disorder" in result.stdout
+    assert json.loads((out / "metrics.json").read_text())["macro_f1"] == pytest.approx(tc_run.metrics["macro_f1"])
+    assert (out / "predictions.tsv").read_text() == (tc_run.log_dir / "predictions.tsv").read_text()
