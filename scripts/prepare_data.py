@@ -8,6 +8,7 @@ Downloads the corpus unless --local-dir (or $NCBI_DISEASE_DIR) names a copy of i
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from pathlib import Path
 
@@ -24,6 +25,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="build the NER data from the original release instead of the CoNLL files")
     parser.add_argument("--only", choices=("tc", "ner"), help="build one dataset")
     args = parser.parse_args(argv)
+    logging.basicConfig(format="%(levelname)s: %(message)s")  # e.g. the corpus's repeated PMID
     try:
         if args.only in (None, "tc"):
             print(prepare_tc3(args.data_dir, args.local_dir))

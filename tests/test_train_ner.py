@@ -66,7 +66,8 @@ def test_evaluate_script_reproduces_the_run(ner_run, tiny_ner, tmp_path):
     out = tmp_path / "eval"
     result = subprocess.run(
         [sys.executable, "scripts/evaluate_ner.py", str(ner_run.nemo_path), "--text",
-         str(tiny_ner / "text_test.txt"), "--labels", str(tiny_ner / "labels_test.txt"), "--out-dir", str(out)],
+         str(tiny_ner / "text_test.txt"), "--labels", str(tiny_ner / "labels_test.txt"), "--out-dir", str(out),
+         "--batch-size", "12"],
         cwd=REPO, capture_output=True, text=True, timeout=300,
     )
     assert result.returncode == 0, result.stderr[-2000:]

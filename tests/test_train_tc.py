@@ -127,7 +127,7 @@ def test_header_row_is_rejected_with_advice(tmp_path, tiny_tc3):
 def test_evaluate_script_reproduces_the_run(tc_run, tiny_tc3, tmp_path):
     out = tmp_path / "eval"
     result = subprocess.run([sys.executable, "scripts/evaluate_tc.py", str(tc_run.nemo_path),
-                             str(tiny_tc3 / "test_nemo_format.tsv"), "--out-dir", str(out)],
+                             str(tiny_tc3 / "test_nemo_format.tsv"), "--out-dir", str(out), "--batch-size", "12"],
                             cwd=REPO, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "neurological disorder" in result.stdout
