@@ -10,7 +10,7 @@ import pytest
 from conftest import NCBI_DIR
 
 from bertlab.data.download import ORIGINAL_FILENAMES
-from bertlab.data.ncbi_corpus import Abstract, Mention, read_corpus
+from bertlab.data.ncbi_corpus import Abstract, Mention, read_corpus, unique_by_pmid
 from bertlab.data.ncbi_tc3 import (
     CANCER,
     CLASS_NAMES,
@@ -21,7 +21,6 @@ from bertlab.data.ncbi_tc3 import (
     label_abstract,
     mention_category,
     tsv_sentence,
-    unique_by_pmid,
 )
 from bertlab.io import DataError
 

@@ -9,6 +9,7 @@ inside title and abstract) is read too, see :func:`parse_inline_annotations`.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -119,3 +120,27 @@ def _parse_mention(path: Path, number: int, line: str, abstract: Abstract) -> Me
         )
     concept_ids = tuple(i for i in re.split(r"[|+,]", ids) if i)
     return Mention(start_i, end_i, span, kind, concept_ids)
+
+
+def unique_by_pmid(abstracts: Iterable[Abstract], path: str | Path) -> tuple[list[Abstract], list[str]]:
+    """First occurrence of each PMID, and the PMIDs that were repeated.
+
+    Raises DataError when a repeat differs from the first copy in text or mentions.
+    """
+    first_by_pmid: dict[str, Abstract] = {}
+    repeated: list[str] = []
+    for abstract in abstracts:
+        first = first_by_pmid.setdefault(abstract.pmid, abstract)
+        if first is abstract:
+            continue
+        repeated.append(abstract.pmid)
+        if _content(abstract) != _content(first):
+            raise DataError(
+                path, abstract.line, f"PMID {abstract.pmid} repeats line {first.line} with different content"
+            )
+    return list(first_by_pmid.values()), repeated
+
+
+def _content(abstract: Abstract) -> tuple:
+    mentions = sorted((m.start, m.end, m.text, m.type, m.concept_ids) for m in abstract.mentions)
+    return abstract.text, mentions

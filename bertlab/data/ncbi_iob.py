@@ -16,8 +16,7 @@ from pathlib import Path
 
 from bertlab.data.download import ORIGINAL_FILENAMES
 from bertlab.data.iob import ConversionStats, Sentence, split_long_sentences, write_conll
-from bertlab.data.ncbi_corpus import Abstract, Mention, read_corpus
-from bertlab.data.ncbi_tc3 import unique_by_pmid
+from bertlab.data.ncbi_corpus import Abstract, Mention, read_corpus, unique_by_pmid
 from bertlab.io import DataError
 
 TOKEN = re.compile(r"[^\W_]+|\S")

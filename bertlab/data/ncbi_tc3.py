@@ -37,8 +37,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from bertlab.data.download import ORIGINAL_FILENAMES
-from bertlab.data.ncbi_corpus import Abstract, Mention, read_corpus
-from bertlab.io import DataError, atomic_write
+from bertlab.data.ncbi_corpus import Abstract, Mention, read_corpus, unique_by_pmid
+from bertlab.io import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -130,30 +130,6 @@ def label_abstract(abstract: Abstract) -> int:
 def tsv_sentence(abstract: Abstract) -> str:
     """The abstract's text on one line: title, a space, the abstract."""
     return _ROW_BREAKING.sub(" ", abstract.text).strip()
-
-
-def unique_by_pmid(abstracts: Iterable[Abstract], path: str | Path) -> tuple[list[Abstract], list[str]]:
-    """First occurrence of each PMID, and the PMIDs that were repeated.
-
-    Raises DataError when a repeat differs from the first copy in text or mentions.
-    """
-    first_by_pmid: dict[str, Abstract] = {}
-    repeated: list[str] = []
-    for abstract in abstracts:
-        first = first_by_pmid.setdefault(abstract.pmid, abstract)
-        if first is abstract:
-            continue
-        repeated.append(abstract.pmid)
-        if _content(abstract) != _content(first):
-            raise DataError(
-                path, abstract.line, f"PMID {abstract.pmid} repeats line {first.line} with different content"
-            )
-    return list(first_by_pmid.values()), repeated
-
-
-def _content(abstract: Abstract) -> tuple:
-    mentions = sorted((m.start, m.end, m.text, m.type, m.concept_ids) for m in abstract.mentions)
-    return abstract.text, mentions
 
 
 def write_tc3_split(abstracts: Iterable[Abstract], out_path: str | Path) -> Counter:
