@@ -210,13 +210,13 @@ def test_bad_file_leaves_no_partial_output(tmp_path: Path) -> None:
 
 def test_refuses_to_overwrite_an_input(tmp_path: Path) -> None:
     source = conll(tmp_path, "a\tB-X\n", "labels_train.txt")
-    with pytest.raises(DataError, match="refusing to overwrite"):
+    with pytest.raises(DataError, match="would overwrite input"):
         convert_file(source, tmp_path, split="train")
     assert source.read_text() == "a\tB-X\n"
     assert not (tmp_path / "text_train.txt").exists()
 
     write_nemo_dataset({"test": [Sentence(("a",), ("O",))]}, tmp_path)
-    with pytest.raises(DataError, match="refusing to overwrite"):
+    with pytest.raises(DataError, match="would overwrite input"):
         nemo_to_conll(tmp_path / "text_test.txt", tmp_path / "labels_test.txt", tmp_path / "labels_test.txt")
     assert (tmp_path / "labels_test.txt").read_text() == "O\n"
 

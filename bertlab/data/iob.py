@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from bertlab.io import DataError, atomic_write, read_text_lines
+from bertlab.io import DataError, atomic_write, ensure_not_inputs, read_text_lines
 
 Scheme = Literal["auto", "iob1", "iob2", "iobes"]
 SCHEMES: tuple[str, ...] = ("auto", "iob1", "iob2", "iobes")
@@ -306,14 +306,6 @@ def nemo_to_conll(
     inputs = [p for p in (text_path, labels_path, pred_path) if p is not None]
     write_conll(gold, out_path, predictions, inputs=inputs)
     return len(gold)
-
-
-def ensure_not_inputs(outputs: Iterable[Path], inputs: Iterable[str | Path]) -> None:
-    """Raise :class:`DataError` if any output path is (resolves to) an input file."""
-    resolved_inputs = {Path(p).resolve() for p in inputs}
-    for output in outputs:
-        if Path(output).resolve() in resolved_inputs:
-            raise DataError(output, None, "output path is an input file; refusing to overwrite it")
 
 
 # --- whole files and directories -----------------------------------------------------

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from bertlab.io import DataError, atomic_write, read_text_lines
+from bertlab.io import DataError, atomic_write, ensure_not_inputs, read_text_lines, same_file
 
 NEMO_SUFFIX = "_nemo_format"
 _INTEGER = re.compile(r"[+-]?[0-9]+")
@@ -97,12 +97,6 @@ def write_nemo_tsv(rows: Iterable[tuple[str, int]], out_path: str | os.PathLike)
     return count
 
 
-def _same_file(a: Path, b: Path) -> bool:
-    if a.exists() and b.exists():
-        return os.path.samefile(a, b)
-    return a.resolve() == b.resolve()
-
-
 def plan_outputs(
     input_paths: Iterable[str | os.PathLike], out_dir: str | os.PathLike | None = None
 ) -> dict[Path, Path]:
@@ -110,11 +104,9 @@ def plan_outputs(
     inputs = [Path(p) for p in input_paths]
     plan = {path: nemo_output_path(path, out_dir) for path in inputs}
     for source, target in plan.items():
-        for other in inputs:
-            if _same_file(target, other):
-                raise DataError(source, None, f"output {target} would overwrite input {other}")
+        ensure_not_inputs([target], inputs)
         for other, other_target in plan.items():
-            if other != source and _same_file(target, other_target):
+            if other != source and same_file(target, other_target):
                 raise DataError(source, None, f"output {target} is also the output of {other}")
     return plan
 
