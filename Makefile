@@ -9,7 +9,7 @@ export NCBI_DISEASE_DIR
 ARGS ?=
 DATA_ARGS ?=
 
-.PHONY: help install data tc ner test test-full compare tensorboard lint clean
+.PHONY: help install data tc ner benchmark test test-full compare tensorboard lint clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -31,6 +31,9 @@ tc: install data  ## train, test and save the 3-class abstract classifier (CPU d
 
 ner: install data  ## train, test and evaluate disease NER (CPU default)
 	$(BIN)/python scripts/train_ner.py $(ARGS)
+
+benchmark: install data  ## the NER accuracy/speed target: test entity F1 >= 0.80 within 30 min
+	$(BIN)/python scripts/benchmark_ner.py exp_manager.name=benchmark_ner $(ARGS)
 
 test: install  ## the test suite, tiny end-to-end training runs included (~10 min)
 	$(BIN)/python -m pytest -m "not slow" $(ARGS)
