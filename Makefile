@@ -35,10 +35,10 @@ ner: install data  ## train, test and evaluate disease NER (CPU default)
 benchmark: install data  ## the NER accuracy/speed target: test entity F1 >= 0.80 within 30 min
 	$(BIN)/python scripts/benchmark_ner.py exp_manager.name=benchmark_ner $(ARGS)
 
-test: install  ## the test suite, tiny end-to-end training runs included (~10 min)
+test: install  ## the test suite, tiny end-to-end training runs included (~3 min here)
 	$(BIN)/python -m pytest -m "not slow" $(ARGS)
 
-test-full: install  ## every test, minutes-long runs included
+test-full: install  ## every test, the full default recipes included (~25 min here)
 	$(BIN)/python -m pytest $(ARGS)
 
 compare: install  ## table and plot comparing the runs under experiments/
