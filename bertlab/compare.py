@@ -211,9 +211,11 @@ def load_runs(paths: Sequence[str | os.PathLike]) -> list[Run]:
 
 
 def differing_hparams(runs: Sequence[Run]) -> list[str]:
-    """Hyperparameter keys whose value (or presence) is not the same in every run, in first-seen order."""
+    """Hyperparameter keys with two different values among the runs that have them, in
+    first-seen order. A key only one task has (``num_classes``) is no difference between
+    a classification and an NER run: the task column already says so."""
     keys = dict.fromkeys(key for run in runs for key in run.hparams)
-    return [key for key in keys if len({run.hparams.get(key) for run in runs}) > 1]
+    return [key for key in keys if len({run.hparams[key] for run in runs if key in run.hparams}) > 1]
 
 
 def comparison_table(runs: Sequence[Run], metric: str | None = None) -> pd.DataFrame:

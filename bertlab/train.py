@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from bertlab.config import register_resolvers, require_values
 from bertlab.encoders import check_tokenizer_casing, go_offline_if_local
@@ -45,7 +45,11 @@ def train(cfg: DictConfig) -> RunResult:
     from bertlab.trainer import trainer_kwargs
 
     pl.seed_everything(cfg.seed, workers=True)
-    trainer = pl.Trainer(**trainer_kwargs(cfg.trainer))
+    kwargs = trainer_kwargs(cfg.trainer)
+    with open_dict(cfg):  # the run record shows what ran: Lightning 1.x keys translated, precision per device
+        cfg.trainer.update({key: kwargs[key] for key in ("accelerator", "devices", "precision")},
+                           amp_level=None, gpus=None)
+    trainer = pl.Trainer(**kwargs)
     log_dir = Path(exp_manager(trainer, cfg.get("exp_manager")))
     if trainer.is_global_zero:
         save_run_record(log_dir, cfg)

