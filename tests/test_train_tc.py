@@ -102,25 +102,22 @@ def test_missing_num_classes_stops_before_model(tmp_path, tiny_tc3):
     assert not any(tmp_path.iterdir())
 
 
-def test_label_out_of_range_names_file_and_line(tmp_path, tiny_tc3):
-    bad = tmp_path / "train_nemo_format.tsv"
-    bad.write_text("a cancer abstract\t0\nanother abstract\t3\n")
-    cfg = tc_config(tiny_tc3, tmp_path / "exp", [f"model.train_ds.file_path={bad}"])
-    with pytest.raises(DataError, match=r"train_nemo_format.tsv:2: .*3"):
+@pytest.mark.parametrize(("key", "content", "message"), [
+    ("train_ds", "a cancer abstract\t0\nanother abstract\t3\n", r"bad.tsv:2: .*3"),
+    ("validation_ds", "sentence\tlabel\nsome abstract\t1\n", r"bad.tsv:1: header row .*strip_tsv_header"),
+])
+def test_bad_data_stops_before_the_model_with_file_and_line(key, content, message, tmp_path, tiny_tc3):
+    bad = tmp_path / "bad.tsv"
+    bad.write_text(content)
+    cfg = tc_config(tiny_tc3, tmp_path / "exp", [f"model.{key}.file_path={bad}"])
+    with pytest.raises(DataError, match=message):
         train(cfg)
+    assert not (tmp_path / "exp").exists()
 
 
 def test_missing_file_is_a_config_error(tmp_path, tiny_tc3):
     cfg = tc_config(tiny_tc3, tmp_path, [f"model.validation_ds.file_path={tmp_path}/nope.tsv"])
     with pytest.raises(ConfigError, match="model.validation_ds.file_path: file not found"):
-        train(cfg)
-
-
-def test_header_row_is_rejected_with_advice(tmp_path, tiny_tc3):
-    with_header = tmp_path / "dev.tsv"
-    with_header.write_text("sentence\tlabel\nsome abstract\t1\n")
-    cfg = tc_config(tiny_tc3, tmp_path / "exp", [f"model.validation_ds.file_path={with_header}"])
-    with pytest.raises(DataError, match=r"dev.tsv:1: header row .*strip_tsv_header"):
         train(cfg)
 
 
