@@ -1,6 +1,12 @@
-"""Run records: the hyperparameters that identify a run."""
+"""Run records and run directories: the hyperparameters that identify a run, and where it lives."""
 
 from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+import time
+from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -29,3 +35,63 @@ def flat_hparams(cfg: DictConfig) -> dict[str, int | float | str | bool]:
         if value is not None:
             visit(key, value)
     return flat
+
+
+# --- where a run lives ---------------------------------------------------------------------------
+
+VERSION_FORMAT = "%Y-%m-%d_%H-%M-%S"
+
+
+def hydra_job_dir() -> Path | None:
+    """The job's own directory in a Hydra multirun (``hydra.sweep.dir/subdir``); None otherwise."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if not HydraConfig.initialized():
+        return None
+    hydra_cfg = HydraConfig.get()
+    return Path(hydra_cfg.runtime.output_dir) if hydra_cfg.mode == RunMode.MULTIRUN else None
+
+
+def claim_version(exp_cfg: DictConfig) -> str | None:
+    """The version directory of a new run, created here so that no other run can take it.
+
+    A user-given version, or a resumed run (NeMo resumes ``<exp_dir>/<name>`` without a
+    version), stays as configured. A multirun job gets its Hydra job directory under
+    ``<exp_dir>/<name>/``. Otherwise a timestamp, suffixed ``-1``, ``-2``... when another run
+    started in the same second: NeMo alone would put both into one directory, and in a
+    multirun every job into the first job's (it remembers the version in $NEMO_EXPM_VERSION).
+    """
+    if exp_cfg.get("version") or exp_cfg.get("resume_if_exists"):
+        return exp_cfg.get("version")
+    parent = Path(exp_cfg.exp_dir) / exp_cfg.name
+    job_dir = hydra_job_dir()
+    if job_dir is not None:
+        with contextlib.suppress(ValueError):
+            return job_dir.resolve().relative_to(parent.resolve()).as_posix()
+    parent.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime(VERSION_FORMAT)
+    for suffix in itertools.count():
+        version = stamp if suffix == 0 else f"{stamp}-{suffix}"
+        with contextlib.suppress(FileExistsError):
+            (parent / version).mkdir()
+            return version
+    raise AssertionError("unreachable")
+
+
+def exp_manager_config(cfg: DictConfig, global_rank: int) -> DictConfig:
+    """What NeMo's exp_manager gets: bertlab's version choice, and no NeMo checkpoint callback
+    (bertlab adds its own, see :mod:`bertlab.checkpoints`).
+
+    Rank 0 claims the version and passes it to the DDP ranks it launches through
+    $NEMO_EXPM_VERSION, which NeMo reads when the version is unset.
+    """
+    from nemo.constants import NEMO_ENV_VARNAME_VERSION
+
+    exp_cfg = OmegaConf.create(OmegaConf.to_container(cfg.exp_manager, resolve=True))
+    if global_rank == 0:
+        exp_cfg.version = claim_version(exp_cfg)
+        if exp_cfg.version:
+            os.environ[NEMO_ENV_VARNAME_VERSION] = exp_cfg.version
+    exp_cfg.create_checkpoint_callback = False
+    return exp_cfg

@@ -19,6 +19,8 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from bertlab.config import register_resolvers, require_values
 from bertlab.encoders import check_tokenizer_casing, go_offline_if_local
 from bertlab.io import atomic_write
+from bertlab.logs import print_lightning_once, quiet_nemo, setup_run_logging
+from bertlab.runs import exp_manager_config
 from bertlab.tasks import TASKS
 
 log = logging.getLogger(__name__)
@@ -30,6 +32,7 @@ class RunResult:
     nemo_path: Path | None
     metrics: dict = field(default_factory=dict)
     fit_seconds: float = 0.0
+    best_val: float | None = None   # the best score of the monitored validation metric
 
 
 def train(cfg: DictConfig) -> RunResult:
@@ -44,13 +47,17 @@ def train(cfg: DictConfig) -> RunResult:
 
     from bertlab.trainer import trainer_kwargs
 
+    print_lightning_once()
     pl.seed_everything(cfg.seed, workers=True)
     kwargs = trainer_kwargs(cfg.trainer)
     with open_dict(cfg):  # the run record shows what ran: Lightning 1.x keys translated, precision per device
         cfg.trainer.update({key: kwargs[key] for key in ("accelerator", "devices", "precision")},
                            amp_level=None, gpus=None)
     trainer = pl.Trainer(**kwargs)
-    log_dir = Path(exp_manager(trainer, cfg.get("exp_manager")))
+    log_dir = Path(exp_manager(trainer, exp_manager_config(cfg, trainer.global_rank)))
+    setup_run_logging(log_dir if trainer.is_global_zero else None)
+    quiet_nemo(cfg.get("verbose", False))
+    checkpoint = _add_callbacks(trainer, cfg.exp_manager, log_dir)
     if trainer.is_global_zero:
         save_run_record(log_dir, cfg)
 
@@ -58,9 +65,11 @@ def train(cfg: DictConfig) -> RunResult:
     check_tokenizer_casing(model.tokenizer, cfg.encoder.cased)
     started = time.perf_counter()
     trainer.fit(model)
-    result = RunResult(log_dir=log_dir, nemo_path=None, fit_seconds=time.perf_counter() - started)
+    result = RunResult(log_dir=log_dir, nemo_path=None, fit_seconds=time.perf_counter() - started,
+                       best_val=checkpoint.best_score if checkpoint else None)
     print(f"rank {trainer.global_rank}/{trainer.world_size}: fit done at step {trainer.global_step}", flush=True)
-    model = _best_weights(trainer, model)
+    if checkpoint is not None:
+        _load_best_weights(model, checkpoint)
 
     # The test: one pass over the test split that writes metrics.json and per-item
     # predictions (shared with scripts/evaluate_*.py). NeMo's datasets call
@@ -78,17 +87,29 @@ def train(cfg: DictConfig) -> RunResult:
     return result
 
 
-def _best_weights(trainer, model):
-    """Load the best checkpoint by the monitored validation metric, when there is one."""
-    callback = trainer.checkpoint_callback
-    best = getattr(callback, "best_model_path", "") if callback else ""
-    if best and Path(best).is_file():
-        import torch
+def _add_callbacks(trainer, exp_cfg: DictConfig, log_dir: Path):
+    """bertlab's checkpoints (see :mod:`bertlab.checkpoints`); early stopping is exp_manager's."""
+    from bertlab.checkpoints import RunCheckpoint
 
-        state = torch.load(best, map_location=model.device, weights_only=False)["state_dict"]
-        model.load_state_dict(state)
-        log.info("restored best checkpoint %s (%s=%s)", best, callback.monitor, callback.best_model_score)
-    return model
+    if not exp_cfg.create_checkpoint_callback:
+        return None
+    params = exp_cfg.checkpoint_callback_params
+    checkpoint = RunCheckpoint(log_dir / "checkpoints", monitor=params.monitor, mode=params.mode)
+    trainer.callbacks.append(checkpoint)
+    return checkpoint
+
+
+def _load_best_weights(model, checkpoint) -> None:
+    """The weights with the best monitored validation score, when a validation ran."""
+    path = checkpoint.best_weights_path
+    if not path.is_file():
+        return
+    import torch
+
+    state = torch.load(path, map_location=model.device, weights_only=True)
+    model.load_state_dict(state["state_dict"])
+    log.info("restored the best weights, %s=%.4f at step %d (%s)", state["monitor"], state["score"],
+             state["global_step"], path)
 
 
 def save_run_record(log_dir: Path, cfg: DictConfig) -> None:
@@ -101,9 +122,12 @@ def save_run_record(log_dir: Path, cfg: DictConfig) -> None:
 
 
 def _log_test_metrics(trainer, cfg: DictConfig, metrics: dict) -> None:
-    """Test scalars at the last step, and hyperparameters with final metrics in
-    TensorBoard's hparams view (the run's latest hparams entry, so it replaces the model
-    config NeMo logs at the start)."""
+    """Test scalars at the last step, and the run's hyperparameters in TensorBoard's hparams
+    view with those test scalars as its metric columns (the run's latest hparams entry, so it
+    replaces the model config NeMo logs at the start). Lightning's ``log_hyperparams(params,
+    metrics)`` would also log each metric again as a one-point ``hparam/*`` scalar card."""
+    from torch.utils.tensorboard.summary import hparams
+
     from bertlab.runs import flat_hparams
 
     logger = trainer.logger
@@ -111,5 +135,7 @@ def _log_test_metrics(trainer, cfg: DictConfig, metrics: dict) -> None:
         return
     scalars = {f"test_{k}": v for k, v in metrics.items() if isinstance(v, (int, float))}
     logger.log_metrics(scalars, step=trainer.global_step)
-    logger.log_hyperparams(flat_hparams(cfg), metrics={f"hparam/{k}": v for k, v in scalars.items()})
+    writer = logger.experiment.file_writer
+    for summary in hparams(flat_hparams(cfg), scalars):
+        writer.add_summary(summary)
     logger.save()

@@ -14,10 +14,11 @@ register_resolvers()
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train_ner")
 @exit_on_user_error
-def main(cfg: DictConfig) -> None:
+def main(cfg: DictConfig) -> float | None:
+    """Returns the best dev score of the monitored metric: what Hydra sweepers optimise."""
     from bertlab.train import train
 
-    train(cfg)
+    return train(cfg).best_val
 
 
 if __name__ == "__main__":

@@ -1,0 +1,137 @@
+"""Checkpoints named by what they hold, one write per validation.
+
+``checkpoints/last.ckpt`` is the full training state (weights, optimizer, schedulers, loop
+progress) that ``exp_manager.resume_if_exists`` resumes from; ``checkpoints/best.weights.ckpt``
+holds only the weights with the best monitored validation score, for testing and the
+``.nemo``. Lightning's ModelCheckpoint with ``save_last`` writes twice whenever the score
+improves and keeps optimizer state in both; here an improving validation writes the full
+state once, as ``best.ckpt``, and ``last.ckpt`` becomes a link to it. When training ends,
+the best state is slimmed to weights only. Every file is written under a temporary name and
+renamed, so a kill never leaves a half-written checkpoint behind.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from lightning.pytorch.callbacks import Callback
+
+from bertlab.io import umask_mode
+
+log = logging.getLogger(__name__)
+
+LAST = "last.ckpt"
+BEST_FULL = "best.ckpt"
+BEST_WEIGHTS = "best.weights.ckpt"
+
+
+class RunCheckpoint(Callback):
+    def __init__(self, dirpath: str | os.PathLike, monitor: str, mode: str = "max"):
+        if mode not in ("max", "min"):
+            raise ValueError(f"checkpoint mode must be max or min, got {mode!r}")
+        self.dirpath, self.monitor, self.mode = Path(dirpath), monitor, mode
+        self.best_score: float | None = None
+        self.best_step: int | None = None
+        self._saved_step: int | None = None
+
+    @property
+    def state_key(self) -> str:
+        return f"RunCheckpoint{{monitor={self.monitor}}}"
+
+    @property
+    def last_path(self) -> Path:
+        return self.dirpath / LAST
+
+    @property
+    def best_weights_path(self) -> Path:
+        return self.dirpath / BEST_WEIGHTS
+
+    def _improved(self, score: float) -> bool:
+        if math.isnan(score):
+            return False
+        if self.best_score is None:
+            return True
+        return score > self.best_score if self.mode == "max" else score < self.best_score
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        if trainer.sanity_checking or trainer.fast_dev_run:
+            return
+        value = trainer.callback_metrics.get(self.monitor)
+        if value is None:
+            raise KeyError(f"checkpoint monitor {self.monitor!r} was not logged; logged: "
+                           f"{sorted(trainer.callback_metrics)}")
+        score = float(value)
+        if self._improved(score):
+            self.best_score, self.best_step = score, trainer.global_step
+            self._save(trainer, self.dirpath / BEST_FULL)
+            if trainer.is_global_zero:
+                _link(self.last_path, BEST_FULL)
+            log.info("step %d: %s=%.4f, the best so far: saved %s", trainer.global_step, self.monitor, score,
+                     self.dirpath / BEST_FULL)
+        else:
+            self._save(trainer, self.last_path)
+            log.info("step %d: %s=%.4f (best %.4f at step %d): saved %s", trainer.global_step, self.monitor, score,
+                     self.best_score, self.best_step, self.last_path)
+        trainer.strategy.barrier("RunCheckpoint.on_validation_end")
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        if trainer.global_step != self._saved_step:  # steps after the last validation: keep them resumable
+            self._save(trainer, self.last_path)
+        trainer.strategy.barrier("RunCheckpoint.on_train_end")
+        if trainer.is_global_zero:
+            self._slim_best()
+
+    def _save(self, trainer, path: Path) -> None:
+        """Lightning writes on rank 0 only, but every rank must call it; rank 0 renames into place."""
+        tmp = path.with_name(f".{path.name}.tmp")
+        trainer.save_checkpoint(tmp)
+        if trainer.is_global_zero:
+            umask_mode(tmp)
+            os.replace(tmp, path)  # replaces a link at ``path`` itself, never the file it points to
+        self._saved_step = trainer.global_step
+
+    def _slim_best(self) -> None:
+        """best.ckpt (full state) -> best.weights.ckpt; last.ckpt takes the full state if it linked to it."""
+        best = self.dirpath / BEST_FULL
+        if not best.is_file():
+            return
+        state = torch.load(best, map_location="cpu", weights_only=True)
+        weights = {"state_dict": state["state_dict"], "global_step": state["global_step"],
+                   "epoch": state["epoch"], "monitor": self.monitor, "score": self.best_score}
+        tmp = self.best_weights_path.with_name(f".{BEST_WEIGHTS}.tmp")
+        torch.save(weights, tmp)
+        umask_mode(tmp)
+        os.replace(tmp, self.best_weights_path)
+        if self.last_path.is_symlink():
+            os.replace(best, self.last_path)
+        else:
+            best.unlink()
+
+    def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict[str, Any]) -> None:
+        """Plain containers only, so that ``torch.load(weights_only=True)`` reads the file: NeMo's
+        hyperparameters are an OmegaConf DictConfig, and Lightning stores its class."""
+        from omegaconf import OmegaConf
+
+        hparams = checkpoint.get("hyper_parameters")
+        if hparams is not None:
+            checkpoint["hyper_parameters"] = OmegaConf.to_container(OmegaConf.create(dict(hparams)), resolve=True)
+        checkpoint.pop("hparams_type", None)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"monitor": self.monitor, "best_score": self.best_score, "best_step": self.best_step}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.best_score, self.best_step = state_dict.get("best_score"), state_dict.get("best_step")
+
+
+def _link(path: Path, target: str) -> None:
+    """``path`` -> ``target`` (relative), replacing whatever ``path`` was."""
+    tmp = path.with_name(f".{path.name}.link")
+    tmp.unlink(missing_ok=True)
+    os.symlink(target, tmp)
+    os.replace(tmp, path)
