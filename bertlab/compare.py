@@ -7,6 +7,7 @@ imported inside :func:`load_run` and matplotlib inside :func:`plot_scalars`.
 
 from __future__ import annotations
 
+import fnmatch
 import math
 import os
 from collections.abc import Sequence
@@ -20,6 +21,7 @@ from bertlab.io import atomic_write
 
 EVENTS_GLOB = "events.out.tfevents.*"
 TRAIN_LOSS = "train_loss"
+SEED = "seed"
 HParam = int | float | str | bool
 
 
@@ -37,11 +39,12 @@ TASK_METRICS = {
 
 
 class NoRunsError(FileNotFoundError):
-    """No TensorBoard event files under the given paths."""
+    """No TensorBoard event files under the given paths (or none that the filter kept)."""
 
-    def __init__(self, paths: Sequence[str | os.PathLike]):
+    def __init__(self, paths: Sequence[str | os.PathLike], qualifier: str = ""):
         listed = ", ".join(f"{p}" if Path(p).exists() else f"{p} (does not exist)" for p in paths) or "(no paths)"
-        super().__init__(f"no runs (directories with {EVENTS_GLOB} files) under: {listed}")
+        qualifier = f" {qualifier}" if qualifier else ""
+        super().__init__(f"no runs (directories with {EVENTS_GLOB} files){qualifier} under: {listed}")
 
 
 class ScalarPoint(NamedTuple):
@@ -56,6 +59,12 @@ class Run:
     name: str
     hparams: dict[str, HParam] = field(default_factory=dict)
     scalars: dict[str, list[ScalarPoint]] = field(default_factory=dict)
+    experiment: str = ""   # exp_manager.name: the first part of ``name``
+
+    @property
+    def seed_group(self) -> tuple:
+        """Runs with equal keys differ at most by their seed: one experiment, one recipe."""
+        return self.experiment, tuple(sorted((k, str(v)) for k, v in self.hparams.items() if k != SEED))
 
     @property
     def task(self) -> str | None:
@@ -194,17 +203,36 @@ def load_run(run_dir: str | os.PathLike, root: str | os.PathLike | None = None) 
         tb_hparams.update(dir_hparams)
     for points in scalars.values():
         points.sort(key=lambda point: (point.step, point.wall_time))
-    return Run(path=run_dir, name=run_dir.relative_to(root).as_posix(),
-               hparams=_config_hparams(run_dir) or tb_hparams, scalars=scalars)
+    name = run_dir.relative_to(root).as_posix()
+    return Run(path=run_dir, name=name, hparams=_config_hparams(run_dir) or tb_hparams, scalars=scalars,
+               experiment=name.split("/")[0])
 
 
-def load_runs(paths: Sequence[str | os.PathLike]) -> list[Run]:
-    """Every run under ``paths``, named relative to the common root of their exp_manager directories."""
+def load_runs(paths: Sequence[str | os.PathLike], experiment: str | None = None) -> list[Run]:
+    """Every run under ``paths``, named relative to the root of their exp_manager directories
+    (``<name>/<version>``; a multirun job's version is ``<sweep>/<job>``). ``experiment``: only
+    runs whose experiment name matches this shell pattern."""
     run_dirs = find_runs(paths)
     if not run_dirs:
         raise NoRunsError(paths)
-    root = Path(os.path.commonpath([run_dir.parent.parent for run_dir in run_dirs]))
-    return [load_run(run_dir, root) for run_dir in run_dirs]
+    root = Path(os.path.commonpath([_exp_root(run_dir) for run_dir in run_dirs]))
+    runs = [load_run(run_dir, root) for run_dir in run_dirs]
+    if experiment is not None:
+        runs = [run for run in runs if fnmatch.fnmatchcase(run.experiment, experiment)]
+        if not runs:
+            raise NoRunsError(paths, f"with an experiment name matching {experiment!r}")
+    return runs
+
+
+def _exp_root(run_dir: Path) -> Path:
+    """``<exp_dir>`` of ``<exp_dir>/<name>/<version...>``: above the nearest directory named as the
+    run's experiment (its config.yaml says), else two levels up."""
+    from omegaconf import OmegaConf
+
+    config = run_dir / "config.yaml"
+    name = OmegaConf.select(OmegaConf.load(config), "exp_manager.name") if config.is_file() else None
+    return next((parent.parent for parent in run_dir.parents if name and parent.name == name),
+                run_dir.parent.parent)
 
 
 # --- the table ----------------------------------------------------------------------------------
@@ -241,6 +269,67 @@ def comparison_table(runs: Sequence[Run], metric: str | None = None) -> pd.DataF
     return pd.DataFrame(rows)
 
 
+# Columns of the run table that are measurements (averaged over seeds), not settings.
+MEASURED = ("best val", "final val", "steps", "wall [s]", "steps/s", "samples/s")
+BEST_MARK = "*"
+
+
+def seed_groups(runs: Sequence[Run]) -> list[list[Run]]:
+    """Runs that differ only by their seed, in first-seen order."""
+    groups: dict[tuple, list[Run]] = {}
+    for run in runs:
+        groups.setdefault(run.seed_group, []).append(run)
+    return list(groups.values())
+
+
+def group_table(runs: Sequence[Run], metric: str | None = None) -> pd.DataFrame:
+    """One row per seed group: the settings, ``n`` and the seeds, and mean and sample std of
+    every measured column (std blank for n=1). ``best`` marks, per task, the group with the
+    highest mean best-validation score: chosen on dev, never on test."""
+    table = comparison_table(runs, metric)
+    group_of_run = {id(run): index for index, group in enumerate(seed_groups(runs)) for run in group}
+    table["_group"] = [group_of_run[id(run)] for run in runs]
+    measured = [c for c in table.columns if c in MEASURED or c.startswith("test_")]
+    settings = [c for c in table.columns if c not in measured and c not in ("run", "_group", SEED)]
+    rows = []
+    for _, group in table.groupby("_group", sort=True):
+        row = {"experiment": runs[group.index[0]].experiment, **group.iloc[0][settings].to_dict(),
+               "n": len(group), "seeds": ",".join(str(runs[i].hparams.get(SEED, "?")) for i in group.index)}
+        for column in measured:
+            values = pd.to_numeric(group[column], errors="coerce").dropna()
+            row[f"{column} mean"] = values.mean() if len(values) else None
+            row[f"{column} std"] = values.std(ddof=1) if len(values) > 1 else None
+        rows.append(row)
+    groups = pd.DataFrame(rows)
+    groups.insert(0, "best", "")
+    if "best val mean" in groups:
+        scores = pd.to_numeric(groups["best val mean"], errors="coerce")
+        for _, task_rows in scores.groupby(groups["task"]):
+            if task_rows.notna().any():
+                groups.loc[task_rows.idxmax(), "best"] = BEST_MARK
+    return groups
+
+
+def sort_table(table: pd.DataFrame, column: str | None, ascending: bool = False) -> pd.DataFrame:
+    """Sorted by any column (blank cells last); ValueError naming the columns there are."""
+    if column is None:
+        return table
+    if column not in table.columns:
+        raise ValueError(f"no column {column!r} to sort by; columns: {', '.join(map(str, table.columns))}")
+    return table.sort_values(column, ascending=ascending, na_position="last", kind="stable").reset_index(drop=True)
+
+
+def groups_to_markdown(groups: pd.DataFrame) -> str:
+    """Each measured column as one ``mean ± std`` cell."""
+    cells = groups[[c for c in groups.columns if not (c.endswith(" mean") or c.endswith(" std"))]].copy()
+    for column in [c[: -len(" mean")] for c in groups.columns if c.endswith(" mean")]:
+        digits = 1 if column in ("wall [s]", "steps/s", "samples/s", "steps") else 4
+        cells[column] = [
+            "" if pd.isna(mean) else f"{mean:.{digits}f}" + ("" if pd.isna(std) else f" ± {std:.{digits}f}")
+            for mean, std in zip(groups[f"{column} mean"], groups[f"{column} std"])]
+    return to_markdown(cells)
+
+
 def to_markdown(table: pd.DataFrame) -> str:
     """A Markdown table with blank cells for missing values."""
     # Object columns of None: tabulate leaves None cells blank, but prints NaN as "nan".
@@ -260,7 +349,8 @@ def default_scalars(runs: Sequence[Run], metric: str | None = None) -> list[str]
 
 
 def plot_scalars(runs: Sequence[Run], scalars: Sequence[str], path: str | os.PathLike) -> Path:
-    """A PNG with one subplot per scalar, every run on it against the step."""
+    """A PNG with one subplot per scalar against the step: one line per seed group, its mean
+    over the seeds with a band of +- one standard deviation (a single run: its own line)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -269,14 +359,22 @@ def plot_scalars(runs: Sequence[Run], scalars: Sequence[str], path: str | os.Pat
     axes = figure.subplots(1, len(scalars), squeeze=False)[0]
     legend: dict[str, object] = {}
     for ax, tag in zip(axes, scalars):
-        for index, run in enumerate(runs):
-            points = run.scalars.get(tag)
-            if not points:
+        for index, group in enumerate(seed_groups(runs)):
+            curves = pd.concat({run.name: pd.Series({p.step: p.value for p in run.scalars[tag]})
+                                for run in group if run.scalars.get(tag)}, axis=1)
+            if curves.empty:
                 continue
+            label = group[0].name if len(group) == 1 else f"{group[0].name} (mean of {len(group)} seeds)"
+            # Seeds of one recipe log at the same steps; a step some runs lack is left out of the mean.
+            curves = curves.dropna() if len(group) > 1 else curves
+            mean, color = curves.mean(axis=1), f"C{index % 10}"
             # Per-epoch validation scalars are a handful of points: markers show where they were taken.
-            (line,) = ax.plot([p.step for p in points], [p.value for p in points], color=f"C{index % 10}",
-                              marker="o" if len(points) <= 30 else None, markersize=3, label=run.name)
-            legend.setdefault(run.name, line)
+            (line,) = ax.plot(mean.index, mean.values, color=color, marker="o" if len(mean) <= 30 else None,
+                              markersize=3, label=label)
+            if curves.shape[1] > 1:
+                std = curves.std(axis=1, ddof=1)
+                ax.fill_between(mean.index, mean - std, mean + std, color=color, alpha=0.2, linewidth=0)
+            legend.setdefault(label, line)
         if not ax.has_data():
             ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes)
         ax.set(title=tag, xlabel="step")
@@ -294,28 +392,43 @@ def plot_scalars(runs: Sequence[Run], scalars: Sequence[str], path: str | os.Pat
 
 @dataclass
 class Comparison:
-    table: pd.DataFrame
+    table: pd.DataFrame    # one row per run
+    groups: pd.DataFrame   # one row per seed group
     markdown: str
     written: list[Path]
 
 
 def compare(paths: Sequence[str | os.PathLike], metric: str | None = None, scalars: Sequence[str] | None = None,
             csv_path: str | os.PathLike | None = None, markdown_path: str | os.PathLike | None = None,
-            plot_path: str | os.PathLike | None = None) -> Comparison:
-    """Load the runs under ``paths``; write the table (CSV, Markdown) and the plot (default
-    ``<first path>/comparison.png``). Raises :class:`NoRunsError`."""
-    runs = load_runs(paths)
-    table = comparison_table(runs, metric)
-    markdown = to_markdown(table)
+            plot_path: str | os.PathLike | None = None, experiment: str | None = None, sort: str | None = None,
+            ascending: bool = False) -> Comparison:
+    """Load the runs under ``paths`` (``experiment``: a name pattern); write the run table and
+    the seed-group table (CSV: ``<csv>`` and ``<csv stem>.groups.csv``; Markdown: both tables)
+    and the plot (default ``<first path>/comparison.png``). ``sort`` orders both tables by
+    that column where they have it. Raises :class:`NoRunsError`, and ValueError for an
+    unknown sort column."""
+    runs = load_runs(paths, experiment=experiment)
+    table, groups = comparison_table(runs, metric), group_table(runs, metric)
+    if sort is not None and sort not in table.columns and f"{sort} mean" not in groups.columns:
+        sort_table(table, sort)  # raises, naming the columns
+    table = sort_table(table, sort if sort in table.columns else None, ascending)
+    group_sort = f"{sort} mean" if sort is not None and f"{sort} mean" in groups.columns else sort
+    groups = sort_table(groups, group_sort if group_sort in groups.columns else None, ascending)
+    markdown = "\n".join([f"Runs ({len(table)})", "", to_markdown(table), "",
+                          f"Seed groups ({len(groups)}; mean ± sample std over seeds; "
+                          f"{BEST_MARK} best mean dev score per task)", "", groups_to_markdown(groups)])
     written = []
     if csv_path is not None:
-        with atomic_write(csv_path) as handle:
-            table.to_csv(handle, index=False, float_format="%.6g")  # TensorBoard stores float32: drop its noise
-        written.append(Path(csv_path))
+        csv_path = Path(csv_path)
+        groups_csv = csv_path.with_name(f"{csv_path.stem}.groups.csv")
+        for frame, target in ((table, csv_path), (groups, groups_csv)):
+            with atomic_write(target) as handle:
+                frame.to_csv(handle, index=False, float_format="%.6g")  # TensorBoard stores float32: drop its noise
+            written.append(target)
     if markdown_path is not None:
         with atomic_write(markdown_path) as handle:
             handle.write(markdown + "\n")
         written.append(Path(markdown_path))
     plot_path = plot_path if plot_path is not None else Path(paths[0]) / "comparison.png"
     written.append(plot_scalars(runs, scalars or default_scalars(runs, metric), plot_path))
-    return Comparison(table=table, markdown=markdown, written=written)
+    return Comparison(table=table, groups=groups, markdown=markdown, written=written)

@@ -15,9 +15,31 @@ class ConfigError(ValueError):
 
 
 def register_resolvers() -> None:
-    """``${embedded_encoder:}`` -> the encoder directory inside the installed package."""
+    """``${embedded_encoder:}`` -> the encoder directory inside the installed package;
+    ``${swept_overrides:}`` -> a multirun job's directory name (conf/hydra/default.yaml)."""
     if not OmegaConf.has_resolver("embedded_encoder"):
         OmegaConf.register_new_resolver("embedded_encoder", embedded_encoder_path)
+    if not OmegaConf.has_resolver("swept_overrides"):
+        OmegaConf.register_new_resolver("swept_overrides", swept_overrides)
+
+
+def swept_overrides() -> str:
+    """The overrides of this multirun job that the sweep varies, as ``key=value,key=value``:
+    those given as sweeps on the command line (``lr=1e-4,5e-5``) and a sweeper's search space
+    (``hydra.sweeper.params``). What every job shares is in each run's config.yaml instead."""
+    import sys
+
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    hydra_cfg = HydraConfig.get()
+    parser = OverridesParser.create()
+    command_line = [arg for arg in sys.argv[1:] if "=" in arg and not arg.startswith("-")]
+    swept = {o.get_key_element() for o in parser.parse_overrides(command_line) if o.is_sweep_override()}
+    swept |= set(OmegaConf.select(hydra_cfg, "sweeper.params", default=None) or {})
+    job = [o for o in parser.parse_overrides(list(hydra_cfg.overrides.task)) if o.get_key_element() in swept]
+    # A value with a slash (a path) would nest directories.
+    return ",".join(f"{o.get_key_element()}={o.get_value_element_as_str()}".replace("/", "_") for o in job) or "job"
 
 
 def require_values(cfg: DictConfig) -> None:

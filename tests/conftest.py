@@ -22,12 +22,13 @@ NCBI_DIR = Path(os.environ.get("NCBI_DISEASE_DIR") or REPO.parent / "shared" / "
 TINY_SIZES = {"train": 48, "dev": 24, "test": 24}
 
 
-def compose_config(config_name: str, overrides: list[str] = ()) -> DictConfig:
-    """The real config from conf/, composed as the scripts compose it."""
+def compose_config(config_name: str, overrides: list[str] = (), return_hydra: bool = False) -> DictConfig:
+    """The real config from conf/, composed as the scripts compose it (``return_hydra``: with
+    its ``hydra`` node)."""
     register_resolvers()
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return compose(config_name=config_name, overrides=list(overrides))
+        return compose(config_name=config_name, overrides=list(overrides), return_hydra_config=return_hydra)
 
 
 def shrink(cfg: DictConfig, exp_dir: Path, steps: int = 6) -> DictConfig:
