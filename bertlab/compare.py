@@ -360,10 +360,11 @@ def plot_scalars(runs: Sequence[Run], scalars: Sequence[str], path: str | os.Pat
     legend: dict[str, object] = {}
     for ax, tag in zip(axes, scalars):
         for index, group in enumerate(seed_groups(runs)):
-            curves = pd.concat({run.name: pd.Series({p.step: p.value for p in run.scalars[tag]})
-                                for run in group if run.scalars.get(tag)}, axis=1)
-            if curves.empty:
+            series = {run.name: pd.Series({p.step: p.value for p in run.scalars[tag]})
+                      for run in group if run.scalars.get(tag)}
+            if not series:
                 continue
+            curves = pd.concat(series, axis=1)
             label = group[0].name if len(group) == 1 else f"{group[0].name} (mean of {len(group)} seeds)"
             # Seeds of one recipe log at the same steps; a step some runs lack is left out of the mean.
             curves = curves.dropna() if len(group) > 1 else curves

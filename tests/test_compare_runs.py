@@ -32,10 +32,10 @@ TC = {"lr": 1e-4, "val": (0.7, 0.72), "test": {"accuracy": 0.8, "macro_f1": 0.71
 VAL_METRIC = {"token_classification": "val_entity_f1", "text_classification": "val_macro_f1"}
 
 
-def run_config(task: str, lr: float) -> dict:
+def run_config(task: str, lr: float, seed: int = 42) -> dict:
     """A minimal composed config: what flat_hparams reads, plus the top-level keys a real one has."""
     return {
-        "task": task, "seed": 42, "encoder": {"name": "minilm"},
+        "task": task, "seed": seed, "encoder": {"name": "minilm"},
         "trainer": {"max_epochs": 2, "precision": 32, "devices": 1, "num_nodes": 1, "accumulate_grad_batches": 1},
         "model": {"optim": {"name": "adamw", "lr": lr},
                   "train_ds": {"batch_size": BATCH_SIZE},
@@ -46,11 +46,11 @@ def run_config(task: str, lr: float) -> dict:
 
 
 def write_run(run_dir: Path, task: str, spec: dict, monkeypatch: pytest.MonkeyPatch, with_config: bool = True,
-              hparams_run_name: str = ".") -> None:
+              hparams_run_name: str = ".", seed: int = 42) -> None:
     """Scalars as NeMo's TensorBoard logger writes them, test scalars and add_hparams as bertlab.train does."""
     from torch.utils.tensorboard import SummaryWriter
 
-    cfg = OmegaConf.create(run_config(task, spec["lr"]))
+    cfg = OmegaConf.create(run_config(task, spec["lr"], seed))
     if with_config:
         run_dir.mkdir(parents=True)
         OmegaConf.save(cfg, run_dir / "config.yaml")
@@ -152,7 +152,9 @@ def test_compare_writes_csv_markdown_and_png(experiments: Path, tmp_path: Path) 
     csv = pd.read_csv(out / "runs.csv")
     assert len(csv) == 3 and csv.loc[0, "test_entity_f1"] == pytest.approx(0.6)
     markdown = (out / "runs.md").read_text()
-    assert markdown.startswith("| run ") and "ner/2026-11-22_03-10-00" in markdown
+    assert markdown.startswith("Runs (3)") and "| run " in markdown and "ner/2026-11-22_03-10-00" in markdown
+    assert "Seed groups (3;" in markdown
+    assert len(pd.read_csv(out / "runs.groups.csv")) == 3
     png = (out / "curves.png").read_bytes()
     assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 10_000
     assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
@@ -175,3 +177,39 @@ def test_no_runs(tmp_path: Path) -> None:
 def test_help() -> None:
     done = subprocess.run([sys.executable, str(SCRIPT), "--help"], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and "--scalars" in done.stdout
+
+
+def test_seed_groups_mean_std_filter_and_sort(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from bertlab.compare import group_table
+
+    root = tmp_path / "experiments"
+    for seed, val, test in ((1, 0.60, 0.58), (2, 0.64, 0.62), (3, 0.62, 0.60)):
+        write_run(root / "ner" / f"s{seed}", "token_classification",
+                  {**NER_A, "val": (val - 0.1, val), "test": {**NER_A["test"], "entity_f1": test}}, monkeypatch,
+                  seed=seed)
+    write_run(root / "ner" / "other-lr", "token_classification", NER_B, monkeypatch)
+    write_run(root / "tc" / "v1", "text_classification", TC, monkeypatch)
+
+    runs = load_runs([root])
+    groups = group_table(runs).set_index("seeds")
+    seeds = groups.loc["1,2,3"]
+    assert seeds["n"] == 3 and seeds["model.optim.lr"] == 1e-4
+    assert seeds["test_entity_f1 mean"] == pytest.approx(0.60) and seeds["test_entity_f1 std"] == pytest.approx(0.02)
+    assert seeds["best val mean"] == pytest.approx(0.62) and seeds["best val std"] == pytest.approx(0.02)
+    assert groups.loc["42"].shape[0] == 2 and groups.loc["42", "n"].tolist() == [1, 1]
+    assert pd.isna(groups.loc["42", "test_entity_f1 std"]).all()
+    # Best per task, by the mean dev score: the seed group for NER (0.62 > 0.57), the only TC group.
+    assert sorted(groups.loc[groups["best"] == "*", "task"]) == ["text_classification", "token_classification"]
+    assert groups.loc["1,2,3", "best"] == "*"
+
+    only_ner = load_runs([root], experiment="n*")
+    assert {run.experiment for run in only_ner} == {"ner"} and len(only_ner) == 4
+    with pytest.raises(NoRunsError, match="matching 'xyz'"):
+        load_runs([root], experiment="xyz")
+
+    result = compare([root / "ner"], sort="test_entity_f1", ascending=True, plot_path=tmp_path / "p.png")
+    assert list(result.table["test_entity_f1"]) == sorted(result.table["test_entity_f1"])
+    assert list(result.groups["test_entity_f1 mean"]) == sorted(result.groups["test_entity_f1 mean"])
+    assert "0.6000 ± 0.0200" in result.markdown and "| 1,2,3 " in result.markdown
+    with pytest.raises(ValueError, match="no column 'nope'"):
+        compare([root / "ner"], sort="nope")
