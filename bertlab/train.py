@@ -48,6 +48,7 @@ def train(cfg: DictConfig) -> RunResult:
     from bertlab.trainer import trainer_kwargs
 
     print_lightning_once()
+    quiet_nemo(cfg.get("verbose", False))
     pl.seed_everything(cfg.seed, workers=True)
     kwargs = trainer_kwargs(cfg.trainer)
     with open_dict(cfg):  # the run record shows what ran: Lightning 1.x keys translated, precision per device
@@ -56,7 +57,6 @@ def train(cfg: DictConfig) -> RunResult:
     trainer = pl.Trainer(**kwargs)
     log_dir = Path(exp_manager(trainer, exp_manager_config(cfg, trainer.global_rank)))
     setup_run_logging(log_dir if trainer.is_global_zero else None)
-    quiet_nemo(cfg.get("verbose", False))
     checkpoint = _add_callbacks(trainer, cfg.exp_manager, log_dir)
     if trainer.is_global_zero:
         save_run_record(log_dir, cfg)

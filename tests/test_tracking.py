@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import REPO, compose_config, forbid_network, shrink
+from conftest import REPO, compose_config, forbid_network
 from omegaconf import OmegaConf, open_dict
 from test_train_tc import scalar_tags, tc_config
 
@@ -200,3 +200,32 @@ def test_tensorboard_serves_a_runs_scalars(checkpointed_run):
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+@pytest.mark.parametrize("verbose", [False, True])
+def test_nemo_example_dumps_and_repeated_warnings_only_when_verbose(verbose):
+    import logging
+
+    from bertlab.logs import quiet_nemo
+
+    seen: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: seen.append(record.getMessage())
+    nemo_logger = logging.getLogger("nemo_logger")
+    nemo_logger.addHandler(handler)
+    level = nemo_logger.level
+    nemo_logger.setLevel(logging.INFO)
+    try:
+        quiet_nemo(verbose)
+        for message in ("*** Example ***", "input_ids: 101 7987 3540", "Read 592 examples from train.tsv"):
+            nemo_logger.info(message)
+        for _ in range(3):
+            nemo_logger.warning(f"Apex was not found ({verbose}).")  # unique: the filter remembers warnings
+    finally:
+        nemo_logger.removeHandler(handler)
+        nemo_logger.setLevel(level)
+        quiet_nemo(True)
+    if verbose:
+        assert len(seen) == 6
+    else:
+        assert seen == ["Read 592 examples from train.tsv", "Apex was not found (False)."]
