@@ -38,6 +38,7 @@ class RunCheckpoint(Callback):
         self.best_score: float | None = None
         self.best_step: int | None = None
         self._saved_step: int | None = None
+        self._pending: bool | None = None   # a validation to save: True if it improved the score
 
     @property
     def state_key(self) -> str:
@@ -66,20 +67,33 @@ class RunCheckpoint(Callback):
             raise KeyError(f"checkpoint monitor {self.monitor!r} was not logged; logged: "
                            f"{sorted(trainer.callback_metrics)}")
         score = float(value)
-        if self._improved(score):
+        improved = self._improved(score)
+        if improved:
             self.best_score, self.best_step = score, trainer.global_step
-            self._save(trainer, self.dirpath / BEST_FULL)
-            if trainer.is_global_zero:
-                _link(self.last_path, BEST_FULL)
-            log.info("step %d: %s=%.4f, the best so far: saved %s", trainer.global_step, self.monitor, score,
-                     self.dirpath / BEST_FULL)
-        else:
-            self._save(trainer, self.last_path)
-            log.info("step %d: %s=%.4f (best %.4f at step %d): saved %s", trainer.global_step, self.monitor, score,
-                     self.best_score, self.best_step, self.last_path)
-        trainer.strategy.barrier("RunCheckpoint.on_validation_end")
+        log.info("step %d: %s=%.4f%s", trainer.global_step, self.monitor, score,
+                 " (the best so far)" if improved else f" (best {self.best_score:.4f} at step {self.best_step})")
+        self._pending = improved
+        # A validation at the end of the epoch is saved when the epoch has ended: Lightning's
+        # loop state saved from inside the epoch makes a resumed run repeat a step.
+        if not trainer.fit_loop.epoch_loop.batch_progress.is_last_batch:
+            self._save_pending(trainer)
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        self._save_pending(trainer)
+
+    def _save_pending(self, trainer) -> None:
+        if self._pending is None:
+            return
+        path = self.dirpath / BEST_FULL if self._pending else self.last_path
+        self._save(trainer, path)
+        if self._pending and trainer.is_global_zero:
+            _link(self.last_path, BEST_FULL)
+        self._pending = None
+        log.info("saved %s", path)
+        trainer.strategy.barrier("RunCheckpoint.save")
 
     def on_train_end(self, trainer, pl_module) -> None:
+        self._save_pending(trainer)
         if trainer.global_step != self._saved_step:  # steps after the last validation: keep them resumable
             self._save(trainer, self.last_path)
         trainer.strategy.barrier("RunCheckpoint.on_train_end")
@@ -123,10 +137,45 @@ class RunCheckpoint(Callback):
         checkpoint.pop("hparams_type", None)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"monitor": self.monitor, "best_score": self.best_score, "best_step": self.best_step}
+        """The best score so far, and the random number generators' states: a resumed run draws
+        the same shuffles and dropout masks as one never interrupted."""
+        return {"monitor": self.monitor, "best_score": self.best_score, "best_step": self.best_step,
+                "rng": _rng_states()}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.best_score, self.best_step = state_dict.get("best_score"), state_dict.get("best_step")
+        if state_dict.get("rng"):
+            _set_rng_states(state_dict["rng"])
+
+
+def _rng_states() -> dict[str, Any]:
+    """Python's, NumPy's and torch's generator states as tensors and plain containers, so the
+    checkpoint still loads with ``weights_only=True``."""
+    import random
+
+    import numpy as np
+
+    numpy_state = np.random.get_state()
+    states = {"python": list(random.getstate()[1]), "python_version": random.getstate()[0],
+              "python_gauss": random.getstate()[2],
+              "numpy": [numpy_state[0], torch.from_numpy(numpy_state[1].astype("int64")), *numpy_state[2:]],
+              "torch": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def _set_rng_states(states: dict[str, Any]) -> None:
+    import random
+
+    import numpy as np
+
+    random.setstate((states["python_version"], tuple(states["python"]), states["python_gauss"]))
+    name, keys, *rest = states["numpy"]
+    np.random.set_state((name, keys.numpy().astype("uint32"), *rest))
+    torch.set_rng_state(states["torch"])
+    if "cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
 
 
 def _link(path: Path, target: str) -> None:

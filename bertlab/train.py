@@ -16,7 +16,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from bertlab.config import register_resolvers, require_values
+from bertlab.config import ConfigError, register_resolvers, require_values
 from bertlab.encoders import check_tokenizer_casing, go_offline_if_local
 from bertlab.io import atomic_write
 from bertlab.logs import print_lightning_once, quiet_nemo, setup_run_logging
@@ -43,7 +43,6 @@ def train(cfg: DictConfig) -> RunResult:
     go_offline_if_local(cfg.model.language_model.pretrained_model_name)
 
     import lightning.pytorch as pl
-    from nemo.utils.exp_manager import exp_manager
 
     from bertlab.trainer import trainer_kwargs
 
@@ -55,7 +54,7 @@ def train(cfg: DictConfig) -> RunResult:
         cfg.trainer.update({key: kwargs[key] for key in ("accelerator", "devices", "precision")},
                            amp_level=None, gpus=None)
     trainer = pl.Trainer(**kwargs)
-    log_dir = Path(exp_manager(trainer, exp_manager_config(cfg, trainer.global_rank)))
+    log_dir = _exp_manager(trainer, exp_manager_config(cfg, trainer.global_rank))
     setup_run_logging(log_dir if trainer.is_global_zero else None)
     checkpoint = _add_callbacks(trainer, cfg.exp_manager, log_dir)
     if trainer.is_global_zero:
@@ -85,6 +84,19 @@ def train(cfg: DictConfig) -> RunResult:
         model.save_to(str(result.nemo_path))
         log.info("saved %s", result.nemo_path)
     return result
+
+
+def _exp_manager(trainer, exp_cfg: DictConfig) -> Path:
+    """NeMo's exp_manager; resuming with nothing to resume from is the user's to decide."""
+    from nemo.utils.exp_manager import NotFoundError, exp_manager
+
+    try:
+        return Path(exp_manager(trainer, exp_cfg))
+    except NotFoundError:
+        run_dir = Path(exp_cfg.exp_dir) / exp_cfg.name / (exp_cfg.version or "")
+        raise ConfigError(
+            f"exp_manager.resume_if_exists: no checkpoint to resume in {run_dir / 'checkpoints'}; to start "
+            "this run from scratch there, add exp_manager.resume_ignore_no_checkpoint=true") from None
 
 
 def _add_callbacks(trainer, exp_cfg: DictConfig, log_dir: Path):

@@ -39,7 +39,8 @@ def test_resume_if_exists_continues_the_interrupted_run(tiny_ner, tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     def run(max_steps):
-        cfg = compose_config("train_ner", ["exp_manager.resume_if_exists=true", "exp_manager.version=resumable"])
+        cfg = compose_config("train_ner", ["exp_manager.resume_if_exists=true", "exp_manager.version=resumable",
+                                             "exp_manager.resume_ignore_no_checkpoint=true"])
         with open_dict(cfg):
             cfg.data.dir = str(tiny_ner)
         cfg = shrink(cfg, tmp_path, steps=max_steps)
@@ -57,3 +58,61 @@ def test_resume_if_exists_continues_the_interrupted_run(tiny_ner, tmp_path):
     # Lightning's logging step may repeat the checkpoint's last step, never restart at 0.
     assert min(steps[1]) >= max(steps[0]) > 0, "the second run continues where the first stopped"
     assert len(steps[0]) == len(steps[1]) == 4
+
+
+def _resumable_tc_command(data_dir, exp_dir, version):
+    # Four 2-step epochs, one validation (and checkpoint) at the end of each.
+    return [sys.executable, "scripts/train_tc.py", f"data.dir={data_dir}", f"exp_manager.exp_dir={exp_dir}",
+            f"exp_manager.version={version}", "exp_manager.resume_if_exists=true",
+            "exp_manager.resume_ignore_no_checkpoint=true", "model.dataset.num_classes=3",
+            "model.dataset.max_seq_length=64", "model.train_ds.batch_size=8", "model.validation_ds.batch_size=24",
+            "model.test_ds.batch_size=24", "trainer.max_epochs=4", "trainer.limit_train_batches=2",
+            "trainer.enable_progress_bar=false", "trainer.log_every_n_steps=1"]
+
+
+def test_killed_run_resumes_from_its_checkpoint_and_ends_as_an_uninterrupted_one(tiny_tc3, tmp_path):
+    import json
+    import signal
+    import time
+
+    import torch
+
+    from bertlab.restore import restore_model
+
+    uninterrupted = subprocess.run(_resumable_tc_command(tiny_tc3, tmp_path, "whole"), cwd=REPO,
+                                   capture_output=True, text=True, timeout=600)
+    assert uninterrupted.returncode == 0, uninterrupted.stderr[-3000:]
+
+    command = _resumable_tc_command(tiny_tc3, tmp_path, "killed")
+    last = tmp_path / "text_classification" / "killed" / "checkpoints" / "last.ckpt"
+    process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while not last.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=60)
+    killed_at = torch.load(last, map_location="cpu", weights_only=True)["global_step"]
+    assert 0 < killed_at < 8, "killed after the first checkpoint, before the end"
+
+    resumed = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert f"Restored all states from the checkpoint at {last}" in resumed.stdout + resumed.stderr
+
+    whole_dir, killed_dir = (tmp_path / "text_classification" / v for v in ("whole", "killed"))
+    for run_dir in (whole_dir, killed_dir):
+        assert torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 8
+    assert json.loads((killed_dir / "metrics.json").read_text()) == json.loads(
+        (whole_dir / "metrics.json").read_text())
+    assert (killed_dir / "predictions.tsv").read_text() == (whole_dir / "predictions.tsv").read_text()
+    model = restore_model(killed_dir / "text_classification.nemo")
+    assert len(model.predict_texts(["Breast cancer in BRCA1 carriers."])) == 1
+
+
+def test_resume_without_a_checkpoint_stops_unless_asked_to_start_fresh(tiny_tc3, tmp_path):
+    command = [arg for arg in _resumable_tc_command(tiny_tc3, tmp_path, "none")
+               if not arg.startswith("exp_manager.resume_ignore_no_checkpoint")]
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert done.returncode != 0
+    (line,) = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert "no checkpoint to resume" in line and "resume_ignore_no_checkpoint=true" in line
+    assert not (tmp_path / "text_classification" / "none" / "checkpoints").exists()
