@@ -188,12 +188,24 @@ def test_two_files_for_one_split_are_rejected(tmp_path: Path) -> None:
         convert_corpus_dir(tmp_path, tmp_path / "out")
 
 
-def test_label_ids_keep_labels_of_earlier_conversions(tmp_path: Path) -> None:
+def test_existing_dataset_is_refused_or_replaced_whole(tmp_path: Path) -> None:
     out = tmp_path / "out"
-    convert_file(conll(tmp_path, "a\tB-Y\n", "train.tsv"), out)
-    convert_file(conll(tmp_path, "a\tB-X\nb\tO\n", "data.tsv"), out, split="devel")
-    assert (out / "label_ids.csv").read_text() == "O\nB-X\nB-Y"
-    assert (out / "text_dev.txt").read_text() == "a b\n"
+    convert_corpus_dir(write_bytes(tmp_path / "old" / "train.tsv", b"a\tB-Y\n").parent, out)
+    write_bytes(tmp_path / "old" / "dev.tsv", b"a\tB-Y\n")
+    convert_corpus_dir(tmp_path / "old", out, overwrite=True)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert sorted(before) == ["label_ids.csv", "labels_dev.txt", "labels_train.txt", "text_dev.txt", "text_train.txt"]
+
+    new = conll(tmp_path, "a\tB-X\nb\tO\n", "data.tsv")
+    with pytest.raises(DataError, match=r"out: already holds a NeMo dataset \(text_train.txt, .*give --overwrite"):
+        convert_file(new, out, split="train")
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+    # No old label (B-Y) and no old split (dev) survives beside the new train split.
+    convert_file(new, out, split="train", overwrite=True)
+    assert sorted(p.name for p in out.iterdir()) == ["label_ids.csv", "labels_train.txt", "text_train.txt"]
+    assert (out / "label_ids.csv").read_text() == "O\nB-X"
+    assert (out / "text_train.txt").read_text() == "a b\n"
 
 
 def test_bad_file_leaves_no_partial_output(tmp_path: Path) -> None:
@@ -215,10 +227,11 @@ def test_refuses_to_overwrite_an_input(tmp_path: Path) -> None:
     assert source.read_text() == "a\tB-X\n"
     assert not (tmp_path / "text_train.txt").exists()
 
-    write_nemo_dataset({"test": [Sentence(("a",), ("O",))]}, tmp_path)
+    nemo = tmp_path / "nemo"
+    write_nemo_dataset({"test": [Sentence(("a",), ("O",))]}, nemo)
     with pytest.raises(DataError, match="would overwrite input"):
-        nemo_to_conll(tmp_path / "text_test.txt", tmp_path / "labels_test.txt", tmp_path / "labels_test.txt")
-    assert (tmp_path / "labels_test.txt").read_text() == "O\n"
+        nemo_to_conll(nemo / "text_test.txt", nemo / "labels_test.txt", nemo / "labels_test.txt")
+    assert (nemo / "labels_test.txt").read_text() == "O\n"
 
 
 # --- reverse ---------------------------------------------------------------------------
@@ -261,10 +274,10 @@ def run_script(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True, timeout=60)
 
 
-def test_script_reports_located_error_and_exits_1(tmp_path: Path) -> None:
+def test_script_reports_located_error_and_exits_2(tmp_path: Path) -> None:
     bad = conll(tmp_path, "a\tB-X\nb\tO\nc\tI-X\n", "train.tsv")
     result = run_script(str(bad), str(tmp_path / "out"), "--strict")
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert f"{bad}:3: " in result.stderr
     assert not (tmp_path / "out").exists()
 
