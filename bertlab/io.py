@@ -70,8 +70,8 @@ def umask_mode(path: str | os.PathLike) -> None:
 
 def read_text_lines(path: str | os.PathLike) -> list[str]:
     """Lines of a text file without line ends; tolerates a UTF-8 BOM and CRLF/CR line ends
-    (mixed too). A missing file, a directory, a symlink loop, invalid UTF-8 and NUL bytes
-    are :class:`DataError`\ s naming the file (and line)."""
+    (mixed too). A missing file, a directory, a symlink loop, invalid UTF-8 or a NUL byte
+    raises a :class:`DataError` naming the file (and line)."""
     path = Path(path)
     try:
         data = path.read_bytes()
