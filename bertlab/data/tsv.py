@@ -21,7 +21,7 @@ from pathlib import Path
 from bertlab.io import DataError, atomic_write, ensure_not_inputs, read_text_lines, same_file
 
 NEMO_SUFFIX = "_nemo_format"
-# ASCII digits only: Python's int() would also take "٣" or "1_0", which NeMo's reader may not.
+# ASCII digits only: int(), and so NeMo, also takes "٣" or "1_0"; in a label column those are typos.
 _INTEGER = re.compile(r"[+-]?[0-9]+")
 # Names a header row gives the label column (compared lower-cased). A first row with any other
 # non-integer label is a bad data row, not a header: "hello<TAB>one" must not vanish silently.
