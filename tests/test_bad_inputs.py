@@ -416,7 +416,7 @@ RANDOM_TEXT = st.one_of(
 )
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(RANDOM_TEXT, RANDOM_TEXT)
 def test_random_input_gives_a_result_or_a_data_error(first: bytes, second: bytes) -> None:
     with tempfile.TemporaryDirectory() as tmp:
@@ -436,3 +436,8 @@ def test_random_input_gives_a_result_or_a_data_error(first: bytes, second: bytes
         for reader in readers:
             with contextlib.suppress(DataError):
                 reader()
+        # And through the scripts: done (0) or the one-line user error (2), nothing else.
+        for main, argv in ((strip_main, [str(root / "in.txt"), "--num-classes", "3", "--out-dir", str(root / "a")]),
+                           (iob_main, [str(root / "in.txt"), str(root / "b"), "--split", "train"])):
+            code, _, stderr = call(main, argv)
+            assert code == 0 or (code == 2 and re.fullmatch(r"error: [^\n]+\n", stderr)), stderr
