@@ -184,7 +184,7 @@ BAD_CASES = {
     "nemo_pairs/iobes_tag": ("labels_train.txt", 1, r"tag 'E-Disease' \(word 2\) is not IOB2"),
     "nemo_pairs/unknown_tag": ("labels_train.txt", 1, "unknown tag 'B_Disease'"),
     "nemo_pairs/dev_only_tag": ("labels_dev.txt", 2, "tag 'B-Chemical' does not occur in the train split"),
-    "nemo_pairs/empty_train": ("labels_train.txt", None, "empty train split"),
+    "nemo_pairs/empty_train": ("labels_train.txt", None, r"no sentences \(empty train_ds split\)"),
     "nemo_pairs/blank_line": ("text_train.txt", 2, "empty line: no words"),
     "nemo_pairs/invalid_utf8": ("text_train.txt", 1, "not valid UTF-8"),
     "ncbi/empty.txt": ("", None, "no abstracts"),

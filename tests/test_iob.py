@@ -11,6 +11,7 @@ from conftest import NCBI_DIR, REPO
 
 from bertlab.data.iob import (
     Sentence,
+    check_nemo_token_data,
     convert_corpus_dir,
     convert_file,
     detect_scheme,
@@ -250,6 +251,15 @@ def test_round_trip_nemo_to_conll_with_predictions(tmp_path: Path) -> None:
     )
 
 
+def test_check_nemo_token_data_keeps_tags_in_the_label_set(tmp_path: Path) -> None:
+    write_nemo_dataset({"train": [Sentence(("Reye", "syndrome"), ("B-Disease", "I-Disease"))]}, tmp_path)
+    pairs = {"train_ds": ("text_train.txt", "labels_train.txt")}
+    assert check_nemo_token_data(tmp_path, pairs) == {"train_ds": 1}
+    not_in_set = r"labels_train.txt:1: tag 'I-Disease' \(word 2\) is not one of \['B-Disease', 'O'\]"
+    with pytest.raises(DataError, match=not_in_set):
+        check_nemo_token_data(tmp_path, pairs, labels=["O", "B-Disease"])
+
+
 def test_label_count_mismatch_is_located(tmp_path: Path) -> None:
     text = write_bytes(tmp_path / "text_dev.txt", b"a b\nc\n")
     labels = write_bytes(tmp_path / "labels_dev.txt", b"O O\nO O\n")
@@ -265,6 +275,10 @@ def test_shared_conll_release_converts_with_exact_counts(tmp_path: Path) -> None
     counts = {split: (s.sentences, s.mentions, s.repaired_starts) for split, s in stats.items()}
     assert counts == {"train": (5432, 5145, 0), "dev": (923, 787, 0), "test": (940, 960, 0)}
     assert len((tmp_path / "text_dev.txt").read_text().splitlines()) == 923
+    pairs = {split: (f"text_{split}.txt", f"labels_{split}.txt") for split in ("train", "dev", "test")}
+    assert check_nemo_token_data(tmp_path, pairs, train="train", labels=["O", "B-Disease", "I-Disease"]) == {
+        "train": 5432, "dev": 923, "test": 940,
+    }  # fmt: skip
     nemo_to_conll(tmp_path / "text_dev.txt", tmp_path / "labels_dev.txt", tmp_path / "dev.tsv")
     assert (tmp_path / "dev.tsv").read_bytes() == (CONLL_DIR / "devel.tsv").read_bytes()
 

@@ -271,7 +271,7 @@ def check_nemo_token_data(
     relative to ``data_dir`` as NeMo joins them. Checked, as :class:`DataError` with
     ``file:line``: equal line counts (naming both files), one label per word, valid IOB2
     (no ``I-X`` that does not continue ``X``, no IOBES tags), tags within ``labels`` when
-    given, a non-empty ``train`` split, and no tag outside ``train`` in the other splits:
+    given, no empty split, and no tag outside the ``train`` split in the others:
     NeMo builds its label ids from train and fails on any other tag only after loading
     the model.
     """
@@ -281,13 +281,13 @@ def check_nemo_token_data(
     for name, (text_file, labels_file) in files.items():
         text_path, labels_path = data_dir / text_file, data_dir / labels_file
         sentences = read_nemo(text_path, labels_path)
+        if not sentences:
+            raise DataError(labels_path, None, f"no sentences (empty {name} split)")
         for sentence in sentences:
             _check_iob2(labels_path, sentence, allowed)
         read[name] = (labels_path, sentences)
     if train in read:
         train_path, train_sentences = read[train]
-        if not train_sentences:
-            raise DataError(train_path, None, "empty train split: no sentences")
         known = {tag for sentence in train_sentences for tag in sentence.tags}
         for labels_path, sentences in read.values():
             for sentence in sentences:
