@@ -8,9 +8,10 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from bertlab.encoders import embedded_encoder_path
+from bertlab.io import UserError
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A config that cannot train: missing values, missing files, labels out of range."""
 
 
@@ -53,5 +54,9 @@ def require_values(cfg: DictConfig) -> None:
 
 def require_files(paths: dict[str, str | None]) -> None:
     for key, path in paths.items():
-        if path and not Path(path).is_file():
-            raise ConfigError(f"{key}: file not found: {path} (run `make data`, or override {key}=...)")
+        if not path or Path(path).is_file():
+            continue
+        if Path(path).is_dir():
+            raise ConfigError(f"{key}: is a directory, expected a file: {path} (override {key}=...)")
+        problem = "broken or looping symlink" if Path(path).is_symlink() else "file not found"
+        raise ConfigError(f"{key}: {problem}: {path} (run `make data`, or override {key}=...)")

@@ -3,6 +3,7 @@
   python scripts/prepare_data.py [--local-dir DIR] [--ner-from-original] [--only tc|ner]
 
 Downloads the corpus unless --local-dir (or $NCBI_DISEASE_DIR) names a copy of it.
+Exit status: 0 done, 2 bad input or a failed download (one line ``error: ...``).
 """
 
 from __future__ import annotations
@@ -12,11 +13,11 @@ import logging
 import sys
 from pathlib import Path
 
-from bertlab.data.download import DownloadError
+from bertlab.cli import exit_on_user_error
 from bertlab.data.prepare import prepare_ner, prepare_tc3
-from bertlab.io import DataError
 
 
+@exit_on_user_error  # DataError, DownloadError: one line, exit 2
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", type=Path, default=Path("data"), help="output root (default: data)")
@@ -26,14 +27,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", choices=("tc", "ner"), help="build one dataset")
     args = parser.parse_args(argv)
     logging.basicConfig(format="%(levelname)s: %(message)s")  # e.g. the corpus's repeated PMID
-    try:
-        if args.only in (None, "tc"):
-            print(prepare_tc3(args.data_dir, args.local_dir))
-        if args.only in (None, "ner"):
-            print(prepare_ner(args.data_dir, args.local_dir, args.ner_from_original))
-    except (DataError, DownloadError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+    if args.only in (None, "tc"):
+        print(prepare_tc3(args.data_dir, args.local_dir))
+    if args.only in (None, "ner"):
+        print(prepare_ner(args.data_dir, args.local_dir, args.ner_from_original))
     return 0
 
 

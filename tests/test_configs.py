@@ -173,7 +173,7 @@ def test_config_error_is_one_line_without_traceback(tmp_path):
                           (bad_label, f"error: {bad}:2: label 7 out of range [0, 3)")):
         result = subprocess.run([sys.executable, "scripts/train_tc.py", *args], cwd=REPO,
                                 capture_output=True, text=True, timeout=120)
-        assert result.returncode == 1
+        assert result.returncode == 2
         assert message in result.stderr and "Traceback" not in result.stderr
 
 

@@ -11,6 +11,7 @@ from conftest import NCBI_DIR, REPO
 
 from bertlab.data.iob import (
     Sentence,
+    check_nemo_token_data,
     convert_corpus_dir,
     convert_file,
     detect_scheme,
@@ -188,12 +189,24 @@ def test_two_files_for_one_split_are_rejected(tmp_path: Path) -> None:
         convert_corpus_dir(tmp_path, tmp_path / "out")
 
 
-def test_label_ids_keep_labels_of_earlier_conversions(tmp_path: Path) -> None:
+def test_existing_dataset_is_refused_or_replaced_whole(tmp_path: Path) -> None:
     out = tmp_path / "out"
-    convert_file(conll(tmp_path, "a\tB-Y\n", "train.tsv"), out)
-    convert_file(conll(tmp_path, "a\tB-X\nb\tO\n", "data.tsv"), out, split="devel")
-    assert (out / "label_ids.csv").read_text() == "O\nB-X\nB-Y"
-    assert (out / "text_dev.txt").read_text() == "a b\n"
+    convert_corpus_dir(write_bytes(tmp_path / "old" / "train.tsv", b"a\tB-Y\n").parent, out)
+    write_bytes(tmp_path / "old" / "dev.tsv", b"a\tB-Y\n")
+    convert_corpus_dir(tmp_path / "old", out, overwrite=True)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert sorted(before) == ["label_ids.csv", "labels_dev.txt", "labels_train.txt", "text_dev.txt", "text_train.txt"]
+
+    new = conll(tmp_path, "a\tB-X\nb\tO\n", "data.tsv")
+    with pytest.raises(DataError, match=r"out: already holds a NeMo dataset \(text_train.txt, .*give --overwrite"):
+        convert_file(new, out, split="train")
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+    # No old label (B-Y) and no old split (dev) survives beside the new train split.
+    convert_file(new, out, split="train", overwrite=True)
+    assert sorted(p.name for p in out.iterdir()) == ["label_ids.csv", "labels_train.txt", "text_train.txt"]
+    assert (out / "label_ids.csv").read_text() == "O\nB-X"
+    assert (out / "text_train.txt").read_text() == "a b\n"
 
 
 def test_bad_file_leaves_no_partial_output(tmp_path: Path) -> None:
@@ -215,10 +228,11 @@ def test_refuses_to_overwrite_an_input(tmp_path: Path) -> None:
     assert source.read_text() == "a\tB-X\n"
     assert not (tmp_path / "text_train.txt").exists()
 
-    write_nemo_dataset({"test": [Sentence(("a",), ("O",))]}, tmp_path)
+    nemo = tmp_path / "nemo"
+    write_nemo_dataset({"test": [Sentence(("a",), ("O",))]}, nemo)
     with pytest.raises(DataError, match="would overwrite input"):
-        nemo_to_conll(tmp_path / "text_test.txt", tmp_path / "labels_test.txt", tmp_path / "labels_test.txt")
-    assert (tmp_path / "labels_test.txt").read_text() == "O\n"
+        nemo_to_conll(nemo / "text_test.txt", nemo / "labels_test.txt", nemo / "labels_test.txt")
+    assert (nemo / "labels_test.txt").read_text() == "O\n"
 
 
 # --- reverse ---------------------------------------------------------------------------
@@ -237,6 +251,15 @@ def test_round_trip_nemo_to_conll_with_predictions(tmp_path: Path) -> None:
     )
 
 
+def test_check_nemo_token_data_keeps_tags_in_the_label_set(tmp_path: Path) -> None:
+    write_nemo_dataset({"train": [Sentence(("Reye", "syndrome"), ("B-Disease", "I-Disease"))]}, tmp_path)
+    pairs = {"train_ds": ("text_train.txt", "labels_train.txt")}
+    assert check_nemo_token_data(tmp_path, pairs) == {"train_ds": 1}
+    not_in_set = r"labels_train.txt:1: tag 'I-Disease' \(word 2\) is not one of \['B-Disease', 'O'\]"
+    with pytest.raises(DataError, match=not_in_set):
+        check_nemo_token_data(tmp_path, pairs, labels=["O", "B-Disease"])
+
+
 def test_label_count_mismatch_is_located(tmp_path: Path) -> None:
     text = write_bytes(tmp_path / "text_dev.txt", b"a b\nc\n")
     labels = write_bytes(tmp_path / "labels_dev.txt", b"O O\nO O\n")
@@ -252,6 +275,10 @@ def test_shared_conll_release_converts_with_exact_counts(tmp_path: Path) -> None
     counts = {split: (s.sentences, s.mentions, s.repaired_starts) for split, s in stats.items()}
     assert counts == {"train": (5432, 5145, 0), "dev": (923, 787, 0), "test": (940, 960, 0)}
     assert len((tmp_path / "text_dev.txt").read_text().splitlines()) == 923
+    pairs = {split: (f"text_{split}.txt", f"labels_{split}.txt") for split in ("train", "dev", "test")}
+    assert check_nemo_token_data(tmp_path, pairs, train="train", labels=["O", "B-Disease", "I-Disease"]) == {
+        "train": 5432, "dev": 923, "test": 940,
+    }  # fmt: skip
     nemo_to_conll(tmp_path / "text_dev.txt", tmp_path / "labels_dev.txt", tmp_path / "dev.tsv")
     assert (tmp_path / "dev.tsv").read_bytes() == (CONLL_DIR / "devel.tsv").read_bytes()
 
@@ -261,10 +288,10 @@ def run_script(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True, timeout=60)
 
 
-def test_script_reports_located_error_and_exits_1(tmp_path: Path) -> None:
+def test_script_reports_located_error_and_exits_2(tmp_path: Path) -> None:
     bad = conll(tmp_path, "a\tB-X\nb\tO\nc\tI-X\n", "train.tsv")
     result = run_script(str(bad), str(tmp_path / "out"), "--strict")
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert f"{bad}:3: " in result.stderr
     assert not (tmp_path / "out").exists()
 

@@ -129,10 +129,10 @@ def test_script_reports_each_output(tmp_path: Path) -> None:
     assert completed.stdout == f"{tmp_path / 'train_nemo_format.tsv'}: 2 rows (header removed)\n"
 
 
-def test_script_exits_1_with_the_located_error(tmp_path: Path) -> None:
+def test_script_exits_2_with_the_located_error(tmp_path: Path) -> None:
     source = write_tsv(tmp_path / "train.tsv", "sentence\tlabel\na\t0\nb\t5\n")
     completed = run_script(source, "--num-classes", "3")
-    assert completed.returncode == 1
+    assert completed.returncode == 2
     assert completed.stderr == f"error: {source}:3: label 5 out of range [0, 3)\n"
     assert not (tmp_path / "train_nemo_format.tsv").exists()
 

@@ -24,7 +24,7 @@ import zipfile
 from pathlib import Path
 
 from bertlab.data.ncbi_corpus import read_corpus
-from bertlab.io import DataError, read_text_lines
+from bertlab.io import DataError, UserError, read_text_lines
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ EXPECTED_ABSTRACTS = {"train": 593, "dev": 100, "test": 100}
 DOWNLOAD_TIMEOUT_SECONDS = 60
 
 
-class DownloadError(RuntimeError):
+class DownloadError(UserError, RuntimeError):
     """A corpus file could not be downloaded."""
 
 

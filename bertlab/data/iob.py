@@ -9,18 +9,23 @@ NeMo output (``OUT_DIR``): ``text_{split}.txt`` (one sentence a line, words join
 single spaces), ``labels_{split}.txt`` (one tag per word) and ``label_ids.csv`` (one
 label per line, pad label ``O`` first so it gets id 0, the rest sorted: the same file
 NeMo's ``get_label_ids`` writes when it builds the mapping from the training labels).
+An ``OUT_DIR`` that already holds such a dataset is refused unless ``overwrite``, which
+replaces the whole set (split files the new set lacks are removed), never merges into it.
+
+:func:`check_nemo_token_data` validates existing NeMo text/labels pairs before a model is
+built (the NER counterpart of the TSV checks).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from bertlab.io import DataError, atomic_write, ensure_not_inputs, read_text_lines
+from bertlab.io import DataError, atomic_write, check_input_file, ensure_not_inputs, read_text_lines, same_file
 
 Scheme = Literal["auto", "iob1", "iob2", "iobes"]
 SCHEMES: tuple[str, ...] = ("auto", "iob1", "iob2", "iobes")
@@ -33,6 +38,7 @@ _TAG = re.compile(r"^(?:O|([BIESLU])-(\S+))$")
 # IOBES/BILOU prefixes mapped onto IOB2 ones; the chunk structure is then repaired like IOB2.
 _TO_IOB2_PREFIX = {"B": "B", "I": "I", "E": "I", "L": "I", "S": "B", "U": "B"}
 _SPLIT_ALIASES = {"devel": "dev"}
+SPLIT_NAMES: tuple[str, ...] = (*SPLITS, *_SPLIT_ALIASES)  # what a user may name a split
 
 
 @dataclass(frozen=True)
@@ -141,8 +147,15 @@ def to_iob2(
     for sentence in sentences:
         tags: list[str] = []
         previous = PAD_LABEL
+        open_type: str | None = None  # IOBES: the type of a B-/I- entity still waiting for its E-
         for index, tag in enumerate(sentence.tags):
             line = sentence.lines[index] if sentence.lines else None
+            if open_type is not None and not (tag[0] in "IEL" and tag[2:] == open_type):
+                # B-X S-X would otherwise become B-X B-X: a guess at what the annotator meant.
+                raise DataError(path, line, f"{tag!r} after {sentence.tags[index - 1]!r}: an IOBES entity "
+                                            "must end with E- (a one-word entity is S-)")
+            if resolved == "iobes":
+                open_type = tag[2:] if tag[0] in "BI" else None
             if tag[0] in "ESLU":
                 if resolved != "iobes":
                     raise DataError(path, line, f"tag {tag!r} is not valid in the {resolved.upper()} scheme")
@@ -155,6 +168,10 @@ def to_iob2(
                 tag = f"B-{tag[2:]}"
             tags.append(tag)
             previous = tag
+        if open_type is not None:
+            line = sentence.lines[-1] if sentence.lines else None
+            raise DataError(path, line, f"{sentence.tags[-1]!r} ends the sentence: an IOBES entity must "
+                                        "end with E- (a one-word entity is S-)")
         converted.append(dataclasses.replace(sentence, tags=tuple(tags)))
     stats.count(converted)
     return converted, stats
@@ -225,10 +242,14 @@ def read_nemo(text_path: str | Path, labels_path: str | Path) -> list[Sentence]:
     text_lines = read_text_lines(text_path)
     label_lines = read_text_lines(labels_path)
     if len(text_lines) != len(label_lines):
-        raise DataError(labels_path, None, f"{len(label_lines)} lines, but {text_path} has {len(text_lines)}")
+        raise DataError(labels_path, None, f"{len(label_lines)} lines, but {text_path} has {len(text_lines)} "
+                                           "(one line of labels per sentence)")
     sentences = []
     for number, (text, labels) in enumerate(zip(text_lines, label_lines), start=1):
         words, tags = text.split(), labels.split()
+        if not words:
+            # NeMo reads every line as a sentence; one with no words has nothing to tag.
+            raise DataError(text_path, number, "empty line: no words (one sentence per line)")
         if len(words) != len(tags):
             raise DataError(labels_path, number, f"{len(tags)} labels for {len(words)} words in {text_path}")
         for tag in tags:
@@ -238,24 +259,95 @@ def read_nemo(text_path: str | Path, labels_path: str | Path) -> list[Sentence]:
     return sentences
 
 
+def check_nemo_token_data(
+    data_dir: str | Path,
+    files: Mapping[str, tuple[str, str]],
+    train: str = "train_ds",
+    labels: Iterable[str] | None = None,
+) -> dict[str, int]:
+    """Validate NeMo text/labels pairs before a model is built; return sentences per key.
+
+    ``files`` maps a name (a config key such as ``train_ds``) to ``(text_file, labels_file)``,
+    relative to ``data_dir`` as NeMo joins them. Checked, as :class:`DataError` with
+    ``file:line``: equal line counts (naming both files), one label per word, valid IOB2
+    (no ``I-X`` that does not continue ``X``, no IOBES tags), tags within ``labels`` when
+    given, no empty split, and no tag outside the ``train`` split in the others:
+    NeMo builds its label ids from train and fails on any other tag only after loading
+    the model.
+    """
+    data_dir = Path(data_dir)
+    allowed = set(labels) if labels is not None else None
+    read: dict[str, tuple[Path, list[Sentence]]] = {}
+    for name, (text_file, labels_file) in files.items():
+        text_path, labels_path = data_dir / text_file, data_dir / labels_file
+        sentences = read_nemo(text_path, labels_path)
+        if not sentences:
+            raise DataError(labels_path, None, f"no sentences (empty {name} split)")
+        for sentence in sentences:
+            _check_iob2(labels_path, sentence, allowed)
+        read[name] = (labels_path, sentences)
+    if train in read:
+        train_path, train_sentences = read[train]
+        known = {tag for sentence in train_sentences for tag in sentence.tags}
+        for labels_path, sentences in read.values():
+            for sentence in sentences:
+                unknown = next((tag for tag in sentence.tags if tag not in known), None)
+                if unknown is not None:
+                    raise DataError(labels_path, sentence.lines[0],
+                                    f"tag {unknown!r} does not occur in the train split ({train_path})")
+    return {name: len(sentences) for name, (_, sentences) in read.items()}
+
+
+def _check_iob2(path: Path, sentence: Sentence, allowed: set[str] | None) -> None:
+    previous = PAD_LABEL
+    line = sentence.lines[0] if sentence.lines else None
+    for position, tag in enumerate(sentence.tags, start=1):
+        if allowed is not None and tag not in allowed:
+            raise DataError(path, line, f"tag {tag!r} (word {position}) is not one of {sorted(allowed)}")
+        if tag[0] not in "OBI":
+            raise DataError(path, line, f"tag {tag!r} (word {position}) is not IOB2 (convert it with "
+                                        "scripts/iob_to_nemo.py)")
+        if tag.startswith("I-") and not _same_type(previous, tag):
+            raise DataError(path, line, f"tag {tag!r} (word {position}) after {previous!r}: an IOB2 entity "
+                                        "starts with B-")
+        previous = tag
+
+
 # --- writing -------------------------------------------------------------------------
 
 
-def write_nemo_dataset(
-    splits: dict[str, Sequence[Sentence]], out_dir: str | Path, inputs: Iterable[str | Path] = ()
-) -> list[Path]:
-    """Write ``text_/labels_{split}.txt`` for each split and update ``label_ids.csv``.
+def dataset_files(out_dir: str | Path, splits: Iterable[str] = SPLITS) -> list[Path]:
+    """The files of a NeMo token-classification dataset: text and labels per split, label ids."""
+    out_dir = Path(out_dir)
+    return [*(out_dir / f"{kind}_{split}.txt" for split in splits for kind in ("text", "labels")),
+            out_dir / LABEL_IDS_FILE]
 
-    Nothing is written if any output path is one of ``inputs``. Labels already in an
-    existing ``label_ids.csv`` are kept, so converting splits one at a time works.
+
+def write_nemo_dataset(
+    splits: dict[str, Sequence[Sentence]],
+    out_dir: str | Path,
+    inputs: Iterable[str | Path] = (),
+    overwrite: bool = False,
+) -> list[Path]:
+    """Write ``text_/labels_{split}.txt`` for each split and ``label_ids.csv`` from their labels.
+
+    Nothing is written if any output path is one of ``inputs``, or if ``out_dir`` already
+    holds a dataset and not ``overwrite``: keeping an old ``label_ids.csv`` or an old split
+    beside new ones would mix two datasets. With ``overwrite`` the old set is replaced whole.
     """
     out_dir = Path(out_dir)
-    label_ids_path = out_dir / LABEL_IDS_FILE
-    outputs = [out_dir / f"{kind}_{split}.txt" for split in splits for kind in ("text", "labels")]
-    ensure_not_inputs([*outputs, label_ids_path], inputs)
+    inputs = list(inputs)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise DataError(out_dir, None, "is not a directory (output directory expected)")
+    outputs = dataset_files(out_dir, splits)
+    label_ids_path = outputs[-1]
+    ensure_not_inputs(outputs, inputs)
+    existing = [path for path in dataset_files(out_dir) if path.exists() or path.is_symlink()]
+    if existing and not overwrite:
+        names = ", ".join(path.name for path in existing)
+        raise DataError(out_dir, None, f"already holds a NeMo dataset ({names}); "
+                                       "give --overwrite to replace it, or another output directory")
     labels = {tag for sentences in splits.values() for s in sentences for tag in s.tags}
-    if label_ids_path.is_file():
-        labels.update(line.strip() for line in read_text_lines(label_ids_path) if line.strip())
     for split, sentences in splits.items():
         with atomic_write(out_dir / f"text_{split}.txt") as text_file:
             text_file.writelines(" ".join(s.words) + "\n" for s in sentences)
@@ -264,7 +356,10 @@ def write_nemo_dataset(
     with atomic_write(label_ids_path) as label_ids_file:
         # No final newline, byte-identical to the file NeMo rewrites when training starts.
         label_ids_file.write("\n".join(label_order(labels)))
-    return [*outputs, label_ids_path]
+    for stale in existing:
+        if stale not in outputs and not any(same_file(stale, source) for source in inputs):
+            stale.unlink()
+    return outputs
 
 
 def label_order(labels: Iterable[str]) -> list[str]:
@@ -336,16 +431,38 @@ def find_split_files(src: str | Path) -> dict[str, Path]:
     return {split: found[split] for split in SPLITS if split in found}
 
 
+def check_splits(splits: dict[str, Sequence[Sentence]], sources: dict[str, str | Path]) -> None:
+    """Every split has a sentence, and dev/test use only tags that train has (NeMo builds its
+    label ids from train and fails on any other tag only once the model is built).
+    ``sources`` names each split's file for the error."""
+    for split, sentences in splits.items():
+        if not sentences:
+            raise DataError(sources[split], None, f"no sentences for the {split} split (empty file?)")
+    if "train" not in splits:
+        return
+    known = {tag for sentence in splits["train"] for tag in sentence.tags}
+    for split, sentences in splits.items():
+        for sentence in sentences:
+            for index, tag in enumerate(sentence.tags):
+                if tag not in known:
+                    line = sentence.lines[index] if sentence.lines else None
+                    raise DataError(sources[split], line,
+                                    f"tag {tag!r} does not occur in the train split ({sources['train']})")
+
+
 def convert_files(
     files: dict[str, Path],
     out_dir: str | Path,
     scheme: Scheme = "auto",
     strict: bool = False,
     max_words: int | None = None,
+    overwrite: bool = False,
 ) -> dict[str, ConversionStats]:
-    """Read every split first, then write, so a bad file leaves no partial output."""
+    """Read and check every split first, then write, so a bad file leaves no partial output."""
     converted = {split: read_iob(path, scheme, strict, max_words) for split, path in files.items()}
-    write_nemo_dataset({split: sentences for split, (sentences, _) in converted.items()}, out_dir, files.values())
+    splits = {split: sentences for split, (sentences, _) in converted.items()}
+    check_splits(splits, files)
+    write_nemo_dataset(splits, out_dir, files.values(), overwrite)
     return {split: stats for split, (_, stats) in converted.items()}
 
 
@@ -355,9 +472,10 @@ def convert_corpus_dir(
     scheme: Scheme = "auto",
     strict: bool = False,
     max_words: int | None = None,
+    overwrite: bool = False,
 ) -> dict[str, ConversionStats]:
     """Convert a directory's train/dev(el)/test CoNLL files to NeMo format in ``out_dir``."""
-    return convert_files(find_split_files(src), out_dir, scheme, strict, max_words)
+    return convert_files(find_split_files(src), out_dir, scheme, strict, max_words, overwrite)
 
 
 def convert_file(
@@ -367,10 +485,14 @@ def convert_file(
     scheme: Scheme = "auto",
     strict: bool = False,
     max_words: int | None = None,
+    overwrite: bool = False,
 ) -> ConversionStats:
     """Convert one CoNLL file; ``split`` defaults to the one its name implies."""
-    path = Path(path)
+    path = check_input_file(path)
     split = _SPLIT_ALIASES.get(split, split) if split else split_name(path)
     if split is None:
-        raise DataError(path, None, "cannot tell the split from the file name; give split='train'/'dev'/'test'")
-    return convert_files({split: path}, out_dir, scheme, strict, max_words)[split]
+        raise DataError(path, None, f"cannot tell the split from the file name (expected train, dev, devel or "
+                                    f"test ending in {', '.join(INPUT_SUFFIXES)}); name the split")
+    if split not in SPLITS:
+        raise DataError(path, None, f"unknown split {split!r} (expected one of {', '.join(SPLIT_NAMES)})")
+    return convert_files({split: path}, out_dir, scheme, strict, max_words, overwrite)[split]

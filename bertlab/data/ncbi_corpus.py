@@ -81,19 +81,25 @@ def read_corpus(path: str | Path) -> list[Abstract]:
                 raise DataError(path, number, f"abstract line for PMID {pmid} without its title line")
             else:
                 current.abstract = body
-                _adopt_inline_mentions(current)
+                _adopt_inline_mentions(path, number, current)
             continue
         if current is None:
             raise DataError(path, number, "mention line outside an abstract (expected 'PMID|t|title' first)")
         current.mentions.append(_parse_mention(path, number, line, current))
+    if not abstracts:
+        raise DataError(path, None, "no abstracts (expected 'PMID|t|title' and 'PMID|a|abstract' lines)")
     return abstracts
 
 
-def _adopt_inline_mentions(abstract: Abstract) -> None:
+def _adopt_inline_mentions(path: Path, number: int, abstract: Abstract) -> None:
     if "<category=" not in abstract.title and "<category=" not in abstract.abstract:
         return
     title, title_mentions = parse_inline_annotations(abstract.title)
     body, body_mentions = parse_inline_annotations(abstract.abstract)
+    for line, plain in ((abstract.line, title), (number, body)):
+        # An unclosed or nested tag would otherwise stay in the text as words.
+        if "<category" in plain or "</category>" in plain:
+            raise DataError(path, line, "unbalanced <category=\"...\">...</category> tag")
     shift = len(title) + 1
     abstract.title, abstract.abstract = title, body
     abstract.mentions.extend(title_mentions)
@@ -111,6 +117,9 @@ def _parse_mention(path: Path, number: int, line: str, abstract: Abstract) -> Me
     if not (start.isdigit() and end.isdigit()) or int(start) >= int(end):
         raise DataError(path, number, f"bad mention offsets {start!r}..{end!r}")
     start_i, end_i = int(start), int(end)
+    if end_i > len(abstract.text):
+        raise DataError(path, number, f"mention offsets {start_i}..{end_i} past the end of the text "
+                                      f"({len(abstract.text)} characters)")
     span = abstract.text[start_i:end_i]
     # The release has a few mentions with trailing blanks beyond their offsets; offsets win.
     if span.split() != text.split():

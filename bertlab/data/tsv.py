@@ -2,13 +2,16 @@
 
 NeMo's text-classification data is one ``text<TAB>integer label`` row per line with no
 header. This replaces the course's ``sed 1d``: the header is detected (a first row whose
-label column is not an integer) rather than assumed, and every row is checked, so a
-file without a header loses no data and a bad row fails loudly as ``file:line: reason``.
+label column is a column name such as ``label``, see :data:`LABEL_COLUMN_NAMES`) rather
+than assumed, and every row is checked, so a file without a header loses no data and a
+bad row (``hello<TAB>one`` in the first line included) fails loudly as ``file:line: reason``.
+A label followed by spaces or tabs (``2  ``, as in the NeMo course's own ``test.tsv``,
+which NeMo reads as 2) is that label; trailing empty lines at the end of the file are
+ignored; an empty or header-only file is an error.
 """
 
 from __future__ import annotations
 
-import csv
 import os
 import re
 from collections.abc import Iterable
@@ -18,7 +21,11 @@ from pathlib import Path
 from bertlab.io import DataError, atomic_write, ensure_not_inputs, read_text_lines, same_file
 
 NEMO_SUFFIX = "_nemo_format"
+# ASCII digits only: int(), and so NeMo, also takes "٣" or "1_0"; in a label column those are typos.
 _INTEGER = re.compile(r"[+-]?[0-9]+")
+# Names a header row gives the label column (compared lower-cased). A first row with any other
+# non-integer label is a bad data row, not a header: "hello<TAB>one" must not vanish silently.
+LABEL_COLUMN_NAMES = frozenset({"label", "labels", "class", "class_id", "category", "target", "y", "gold"})
 
 
 @dataclass(frozen=True)
@@ -41,28 +48,42 @@ class StripResult:
 def read_labeled_tsv(path: str | os.PathLike, num_classes: int | None = None) -> LabeledTsv:
     """Rows of a ``text<TAB>label`` file, without its header row if it has one."""
     path = Path(path)
-    # QUOTE_NONE: quotes are ordinary text characters here, never field delimiters.
-    records = csv.reader(read_text_lines(path), delimiter="\t", quoting=csv.QUOTE_NONE)
+    lines = read_text_lines(path)
+    while lines and lines[-1] == "":  # blank lines after the last row (an editor's extra newline)
+        lines.pop()
+    if not lines:
+        raise DataError(path, None, "empty file: no text<TAB>label rows")
     rows: list[tuple[str, int]] = []
     header_removed = False
-    try:
-        for number, fields in enumerate(records, start=1):
-            if number == 1 and _is_header(fields):
-                header_removed = True
-                continue
-            rows.append(_parse_row(path, number, fields, num_classes))
-    except csv.Error as err:  # e.g. a field beyond csv.field_size_limit()
-        raise DataError(path, records.line_num, str(err)) from None
+    # A plain split, not the csv module: with quoting off csv adds nothing but a field-size
+    # limit (128 KiB) that a long abstract can pass. Quotes are ordinary text characters.
+    for number, line in enumerate(lines, start=1):
+        fields = _drop_trailing_blank_columns(line.split("\t"))
+        if number == 1 and _is_header(fields):
+            header_removed = True
+            continue
+        rows.append(_parse_row(path, number, fields, num_classes))
+    if not rows:
+        raise DataError(path, 1, "header row only, no data rows")
     return LabeledTsv(path, rows, header_removed)
 
 
+def _drop_trailing_blank_columns(fields: list[str]) -> list[str]:
+    """``text<TAB>2<TAB>`` and ``text<TAB>2  `` are ``text``, ``2``: NeMo strips each line."""
+    while len(fields) > 2 and not fields[-1].strip():
+        fields.pop()
+    if len(fields) == 2:
+        fields[1] = fields[1].rstrip()
+    return fields
+
+
 def _is_header(fields: list[str]) -> bool:
-    """Two non-empty columns whose label is not an integer, like ``sentence<TAB>label``."""
-    return len(fields) == 2 and all(f.strip() for f in fields) and not _INTEGER.fullmatch(fields[1].strip())
+    """Two columns, non-empty text and a label column name, like ``sentence<TAB>label``."""
+    return len(fields) == 2 and bool(fields[0].strip()) and fields[1].strip().lower() in LABEL_COLUMN_NAMES
 
 
 def _parse_row(path: Path, number: int, fields: list[str], num_classes: int | None) -> tuple[str, int]:
-    if not fields:
+    if fields == [""]:
         raise DataError(path, number, "empty line")
     if len(fields) < 2:
         raise DataError(path, number, "no tab: expected text<TAB>label")
@@ -72,7 +93,9 @@ def _parse_row(path: Path, number: int, fields: list[str], num_classes: int | No
     if not text.strip():
         raise DataError(path, number, "empty text")
     if not _INTEGER.fullmatch(label):
-        raise DataError(path, number, f"label {label!r} is not an integer")
+        hint = (f" (a header row's label column is one of: {', '.join(sorted(LABEL_COLUMN_NAMES))})"
+                if number == 1 else "")
+        raise DataError(path, number, f"label {label!r} is not an integer{hint}")
     value = int(label)
     if value < 0 or (num_classes is not None and value >= num_classes):
         allowed = f"[0, {num_classes})" if num_classes is not None else ">= 0"
