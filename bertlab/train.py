@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import os
 import shlex
 import sys
 import time
@@ -81,9 +82,21 @@ def train(cfg: DictConfig) -> RunResult:
     if rank_zero:
         _log_test_metrics(trainer, cfg, result.metrics)
         result.nemo_path = Path(cfg.model.nemo_path or log_dir / f"{cfg.exp_manager.name}.nemo")
-        model.save_to(str(result.nemo_path))
+        save_model(model, result.nemo_path)
         log.info("saved %s", result.nemo_path)
     return result
+
+
+def save_model(model, path: Path) -> None:
+    """``model.save_to`` under a temporary name, renamed into place: NeMo writes the archive in
+    place, so a kill while saving would leave a truncated ``.nemo`` at the final path."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.partial.nemo")
+    try:
+        model.save_to(str(tmp))
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def _exp_manager(trainer, exp_cfg: DictConfig) -> Path:
