@@ -60,3 +60,33 @@ def require_files(paths: dict[str, str | None]) -> None:
             raise ConfigError(f"{key}: is a directory, expected a file: {path} (override {key}=...)")
         problem = "broken or looping symlink" if Path(path).is_symlink() else "file not found"
         raise ConfigError(f"{key}: {problem}: {path} (run `make data`, or override {key}=...)")
+
+
+# Values Lightning and NeMo would reject only after the 20 s NeMo import and the model build
+# (or, for a string where a number belongs, with a traceback deep inside the loop).
+_POSITIVE_INTS = ("trainer.num_nodes", "trainer.accumulate_grad_batches", "trainer.log_every_n_steps",
+                  "model.train_ds.batch_size", "model.validation_ds.batch_size", "model.test_ds.batch_size",
+                  "model.dataset.max_seq_length")
+_INTS = ("seed", "trainer.max_epochs", "trainer.max_steps", "trainer.num_sanity_val_steps")
+_NUMBERS = ("trainer.limit_train_batches", "trainer.limit_val_batches", "trainer.limit_test_batches",
+            "trainer.val_check_interval", "trainer.gradient_clip_val", "model.optim.lr",
+            "model.optim.weight_decay")
+_BOOLS = ("trainer.enable_progress_bar", "trainer.deterministic", "exp_manager.resume_if_exists",
+          "exp_manager.create_checkpoint_callback", "exp_manager.create_early_stopping_callback")
+
+
+def check_types(cfg: DictConfig) -> None:
+    """``error: <key>: reason`` for a value of the wrong type, before anything is built."""
+
+    def is_int(value) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool)
+
+    checks = [(_POSITIVE_INTS, lambda v: is_int(v) and v > 0, "a positive integer"),
+              (_INTS, is_int, "an integer"),
+              (_NUMBERS, lambda v: is_int(v) or isinstance(v, float), "a number"),
+              (_BOOLS, lambda v: isinstance(v, bool), "true or false")]
+    for keys, valid, expected in checks:
+        for key in keys:
+            value = OmegaConf.select(cfg, key, default=None)
+            if value is not None and not valid(value):
+                raise ConfigError(f"{key}: expected {expected}, got {value!r}")

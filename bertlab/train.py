@@ -17,7 +17,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from bertlab.config import ConfigError, register_resolvers, require_values
+from bertlab.config import ConfigError, check_types, register_resolvers, require_values
 from bertlab.encoders import check_tokenizer_casing, go_offline_if_local
 from bertlab.io import atomic_write
 from bertlab.logs import print_lightning_once, quiet_nemo, setup_run_logging
@@ -39,6 +39,7 @@ class RunResult:
 def train(cfg: DictConfig) -> RunResult:
     register_resolvers()
     require_values(cfg)
+    check_types(cfg)
     task = TASKS[cfg.task]
     task.check(cfg)  # data files and labels, before the 20 s NeMo import
     go_offline_if_local(cfg.model.language_model.pretrained_model_name)

@@ -229,3 +229,29 @@ def test_nemo_example_dumps_and_repeated_warnings_only_when_verbose(verbose):
         assert len(seen) == 6
     else:
         assert seen == ["Read 592 examples from train.tsv", "Apex was not found (False)."]
+
+
+def test_model_is_saved_whole_or_not_at_all(tmp_path):
+    from bertlab.train import save_model
+
+    class KilledWhileSaving:
+        def save_to(self, path):
+            Path(path).write_bytes(b"half an archive")
+            raise KeyboardInterrupt
+
+    target = tmp_path / "ner.nemo"
+    target.write_bytes(b"the previous model")
+    with pytest.raises(KeyboardInterrupt):
+        save_model(KilledWhileSaving(), target)
+    assert target.read_bytes() == b"the previous model" and [p.name for p in tmp_path.iterdir()] == ["ner.nemo"]
+
+
+@pytest.mark.parametrize(("override", "message"), [
+    ("trainer.max_epochs=abc", "trainer.max_epochs: expected an integer, got 'abc'"),
+    ("model.train_ds.batch_size=0", "model.train_ds.batch_size: expected a positive integer, got 0"),
+    ("model.optim.lr=fast", "model.optim.lr: expected a number, got 'fast'"),
+])
+def test_wrong_types_are_one_line_errors_before_any_model(override, message, tmp_path):
+    done = _train_script("train_ner.py", [override, f"exp_manager.exp_dir={tmp_path}"])
+    assert done.returncode == 2 and done.stderr.strip().splitlines()[-1] == f"error: {message}"
+    assert not list(tmp_path.iterdir()), "no run directory for a run that never started"
