@@ -100,6 +100,17 @@ class RunCheckpoint(Callback):
         if trainer.is_global_zero:
             self._slim_best()
 
+    def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
+        """Ctrl-C: keep the work done. Lightning then shuts down and exits with status 1."""
+        if not isinstance(exception, KeyboardInterrupt) or trainer.global_step == self._saved_step:
+            return
+        self._pending = None
+        self._save(trainer, self.last_path)
+        if trainer.is_global_zero:
+            run_dir = self.dirpath.parent
+            log.warning("interrupted at step %d; saved %s. Resume with exp_manager.resume_if_exists=true "
+                        "exp_manager.version=%s", trainer.global_step, self.last_path, run_dir.name)
+
     def _save(self, trainer, path: Path) -> None:
         """Lightning writes on rank 0 only, but every rank must call it; rank 0 renames into place."""
         tmp = path.with_name(f".{path.name}.tmp")

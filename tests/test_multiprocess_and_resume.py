@@ -116,3 +116,28 @@ def test_resume_without_a_checkpoint_stops_unless_asked_to_start_fresh(tiny_tc3,
     (line,) = [line for line in done.stderr.splitlines() if line.startswith("error:")]
     assert "no checkpoint to resume" in line and "resume_ignore_no_checkpoint=true" in line
     assert not (tmp_path / "text_classification" / "none" / "checkpoints").exists()
+
+
+def test_ctrl_c_keeps_a_usable_last_checkpoint(tiny_tc3, tmp_path):
+    import signal
+    import time
+
+    import torch
+
+    command = [arg.replace("trainer.max_epochs=4", "trainer.max_epochs=50")
+               for arg in _resumable_tc_command(tiny_tc3, tmp_path, "interrupted")]
+    checkpoints = tmp_path / "text_classification" / "interrupted" / "checkpoints"
+    process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 300
+    while not (checkpoints / "last.ckpt").exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(3)  # a few steps past that checkpoint
+    process.send_signal(signal.SIGINT)
+    output, _ = process.communicate(timeout=120)
+    assert process.returncode == 1, output[-3000:]
+    (message,) = [line for line in output.splitlines() if "interrupted at step" in line]
+    step = int(message.split("interrupted at step ")[1].split(";")[0])
+    assert "exp_manager.resume_if_exists=true exp_manager.version=interrupted" in message
+    state = torch.load(checkpoints / "last.ckpt", map_location="cpu", weights_only=True)
+    assert state["global_step"] == step > 2 and state["optimizer_states"]
+    assert not [p for p in checkpoints.iterdir() if p.name.endswith(".tmp")]
