@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import io
 import json
+import os
+import pickle
 import subprocess
 import sys
+import tarfile
+import tempfile
+from pathlib import Path
 
 import pytest
 from conftest import REPO, compose_config, forbid_network, shrink
@@ -135,3 +141,96 @@ def test_evaluate_script_reproduces_the_run(tc_run, tiny_tc3, tmp_path):
     assert "neurological disorder" in result.stdout
     assert json.loads((out / "metrics.json").read_text())["macro_f1"] == pytest.approx(tc_run.metrics["macro_f1"])
     assert (out / "predictions.tsv").read_text() == (tc_run.log_dir / "predictions.tsv").read_text()
+
+
+# --- untrusted models ----------------------------------------------------------------------------
+
+
+def _repack(source, target, replace: dict[str, bytes] = (), extra: list[tuple[tarfile.TarInfo, bytes]] = ()):
+    """A copy of the .nemo ``source`` with members replaced (by normalized name) and extra members added."""
+    replace = dict(replace)
+    with tarfile.open(source, "r:*") as src, tarfile.open(target, "w:gz") as dst:
+        for member in src.getmembers():
+            data = src.extractfile(member).read() if member.isfile() else None
+            name = os.path.normpath(member.name)
+            if name in replace:
+                data = replace[name]
+                member.size = len(data)
+            dst.addfile(member, io.BytesIO(data) if data is not None else None)
+        for member, data in extra:
+            member.size = len(data)
+            dst.addfile(member, io.BytesIO(data))
+    return target
+
+
+def _config_of(nemo_path) -> str:
+    with tarfile.open(nemo_path, "r:*") as archive:
+        member = next(m for m in archive.getmembers() if os.path.normpath(m.name) == "model_config.yaml")
+        return archive.extractfile(member).read().decode()
+
+
+def test_archive_naming_another_class_is_refused_before_import(tc_run, tmp_path):
+    from bertlab.restore import restore_model
+
+    config = _config_of(tc_run.nemo_path).replace("bertlab.models.TextClassifier", "this.Zen")
+    evil = _repack(tc_run.nemo_path, tmp_path / "evil.nemo", replace={"model_config.yaml": config.encode()})
+    assert "this" not in sys.modules
+    with pytest.raises(DataError, match=r"evil\.nemo: refusing to load: the archive names class 'this.Zen'"):
+        restore_model(evil)
+    assert "this" not in sys.modules
+
+
+def test_archive_whose_weights_run_code_is_refused(tc_run, tmp_path):
+    from bertlab.restore import restore_model
+
+    marker = tmp_path / "pwned"
+
+    class RunsCode:
+        def __reduce__(self):
+            return os.system, (f"touch {marker}",)
+
+    weights = pickle.dumps({"bert_model.weight": RunsCode()})
+    evil = _repack(tc_run.nemo_path, tmp_path / "evil.nemo", replace={"model_weights.ckpt": weights})
+    with pytest.raises(DataError, match=r"evil\.nemo: refusing to load: its weights hold more than tensors"):
+        restore_model(evil)
+    assert not marker.exists()
+
+
+def test_unsafe_members_are_neither_extracted_nor_read(tc_run, tmp_path):
+    from bertlab.restore import restore_model
+
+    name = f"escaped-{os.getpid()}-{tmp_path.name}"
+    outside = [Path(tempfile.gettempdir()) / name, Path(tempfile.gettempdir()).parent / name]
+    decoy = _config_of(tc_run.nemo_path).replace("bertlab.models.TextClassifier", "this.Zen").encode()
+    link = tarfile.TarInfo("./escape-link")
+    link.type, link.linkname = tarfile.SYMTYPE, str(outside[0])
+    archive = _repack(tc_run.nemo_path, tmp_path / "traversal.nemo", extra=[
+        (tarfile.TarInfo(f"../{name}"), b"outside"), (tarfile.TarInfo(f"/{name}"), b"absolute"),
+        (tarfile.TarInfo("../model_config.yaml"), decoy), (link, b"")])
+    model = restore_model(archive)  # the real config drives the import; the decoy is skipped
+    assert type(model).__name__ == "TextClassifier"
+    assert not any(path.exists() for path in outside) and not Path(f"/{name}").exists()
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    (b"", "not a readable .nemo archive"),
+    (b"certainly not a tar archive" * 50, "not a readable .nemo archive"),
+])
+def test_not_a_model_is_a_clear_error(content, message, tmp_path):
+    from bertlab.restore import restore_model
+
+    path = tmp_path / "model.nemo"
+    path.write_bytes(content)
+    with pytest.raises(DataError, match=f"model.nemo: {message}"):
+        restore_model(path)
+
+
+def test_archive_without_a_config_is_a_clear_error(tmp_path):
+    from bertlab.restore import restore_model
+
+    path = tmp_path / "empty.nemo"
+    with tarfile.open(path, "w:gz") as archive:
+        member = tarfile.TarInfo("./model_weights.ckpt")
+        archive.addfile(member, io.BytesIO(b""))
+    with pytest.raises(DataError, match="empty.nemo: not a NeMo model: no model_config.yaml"):
+        restore_model(path)
