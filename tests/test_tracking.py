@@ -255,3 +255,9 @@ def test_wrong_types_are_one_line_errors_before_any_model(override, message, tmp
     done = _train_script("train_ner.py", [override, f"exp_manager.exp_dir={tmp_path}"])
     assert done.returncode == 2 and done.stderr.strip().splitlines()[-1] == f"error: {message}"
     assert not list(tmp_path.iterdir()), "no run directory for a run that never started"
+
+
+def test_same_seed_and_config_give_identical_results_on_cpu(tiny_tc3, tmp_path):
+    first, second = (train(tc_config(tiny_tc3, tmp_path / name)) for name in ("a", "b"))
+    for name in ("metrics.json", "predictions.tsv"):
+        assert (first.log_dir / name).read_bytes() == (second.log_dir / name).read_bytes(), name
