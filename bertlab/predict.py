@@ -223,9 +223,10 @@ class Predictor:
     @classmethod
     def load(cls, path: str | Path, device=None, **kwargs) -> Predictor:
         """Restore a ``.nemo`` (offline) onto ``device`` (default: a GPU if present, else CPU)."""
-        import torch
+        from bertlab.restore import model_spec, restore_model
 
-        from bertlab.restore import restore_model
+        model_spec(path)  # a file that is no bertlab model fails here, before the torch import
+        import torch
 
         device = torch.device(device) if device is not None else _default_device()
         return cls(restore_model(path, map_location=device), device=device, **kwargs)

@@ -213,8 +213,7 @@ def write_lines(lines: Iterable[str], output: str | Path | None, stdout: TextIO 
 
 def messages(items: Sequence[Item], results: Sequence, max_seq_length: int) -> list[str]:
     """One line per failed input, and a count of the inputs longer than max_seq_length."""
-    lines = [f"{item.where}: {item.error or result.error}" for item, result in zip(items, results)
-             if item.error or result.error]
+    lines = [f"{item.where}: {result.error}" for item, result in zip(items, results) if result.error]
     cut = sum(bool(getattr(r, "truncated", False)) for r in results)
     windowed = sum(getattr(r, "windows", 1) > 1 for r in results)
     if cut:
@@ -248,7 +247,7 @@ def predict_files(predictor, inputs: Sequence[str], output: str | Path | None = 
     report = messages(items, results, predictor.max_seq_length)
     for line in report:
         print(line, file=stderr or sys.stderr)
-    return sum(bool(item.error or result.error) for item, result in zip(items, results))
+    return sum(bool(result.error) for result in results)
 
 
 def _predict_items(predictor, items: Sequence[Item]) -> list:
@@ -259,6 +258,6 @@ def _predict_items(predictor, items: Sequence[Item]) -> list:
     results = predictor.predict(inputs)
     for index, item in enumerate(items):
         if item.error:
-            empty = Classification(None, None) if predictor.spec.predict == "classify" else Tagged(item.text)
-            results[index] = empty
+            results[index] = (Classification(None, None, error=item.error) if predictor.spec.predict == "classify"
+                              else Tagged(item.text, error=item.error))
     return results

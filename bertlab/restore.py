@@ -58,9 +58,9 @@ def read_nemo_config(nemo_path: str | Path) -> DictConfig:
     return cfg
 
 
-def restore_model(nemo_path: str | Path, map_location=None):
-    """Load a saved bertlab model (on ``map_location``; default: a GPU if present, else the
-    CPU, whatever device it was saved from); its encoder is rebuilt from the archive's config."""
+def model_spec(nemo_path: str | Path):
+    """The saved config and the task spec of a ``.nemo``, checked without importing NeMo or
+    torch: a :class:`DataError` for anything that is not a bertlab model."""
     from bertlab.tasks import spec_for_target
 
     cfg = read_nemo_config(nemo_path)
@@ -68,6 +68,13 @@ def restore_model(nemo_path: str | Path, map_location=None):
     if spec is None:
         raise DataError(nemo_path, None, f"not a bertlab model: its class is {cfg.get('target')!r} "
                                          f"(train one with scripts/train_tc.py or scripts/train_ner.py)")
+    return cfg, spec
+
+
+def restore_model(nemo_path: str | Path, map_location=None):
+    """Load a saved bertlab model (on ``map_location``; default: a GPU if present, else the
+    CPU, whatever device it was saved from); its encoder is rebuilt from the archive's config."""
+    cfg, spec = model_spec(nemo_path)
     with open_dict(cfg):
         cfg.language_model.pretrained_model_name = relocate_embedded_encoder(cfg.language_model.pretrained_model_name)
         cfg.tokenizer.tokenizer_name = relocate_embedded_encoder(cfg.tokenizer.tokenizer_name)

@@ -14,6 +14,7 @@ over-long) are reported on stderr as file:line and left empty in the output.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -37,6 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on a terminal")
     args = parser.parse_args(argv)
 
+    os.environ.setdefault("NEMO_REDIRECT_LOGS_TO_STDERR", "1")  # standard output is for predictions only
     from bertlab.predict import Predictor
     from bertlab.predict_io import predict_files
 

@@ -7,21 +7,13 @@ import subprocess
 import sys
 
 import pytest
-from conftest import REPO, compose_config, forbid_network, shrink
-from omegaconf import open_dict
+from conftest import REPO, compose_config, shrink, tc_config
 
 from bertlab.config import ConfigError
 from bertlab.io import DataError
 from bertlab.train import train
 
 CLASS_NAMES = ["cancer", "neurological disorder", "other"]
-
-
-def tc_config(data_dir, exp_dir, overrides=()):
-    cfg = compose_config("train_tc", ["model.dataset.num_classes=3", *overrides])
-    with open_dict(cfg):
-        cfg.data.dir = str(data_dir)
-    return shrink(cfg, exp_dir)
 
 
 def scalar_tags(log_dir):
@@ -46,12 +38,6 @@ def tensorboard_hparams(log_dir) -> dict:
             hparams.update({k: v.WhichOneof("kind") and getattr(v, v.WhichOneof("kind"))
                             for k, v in start.hparams.items()})
     return hparams
-
-
-@pytest.fixture(scope="module")
-def tc_run(tiny_tc3, tmp_path_factory):
-    with forbid_network():  # training, testing and saving with the embedded encoder stay offline
-        return train(tc_config(tiny_tc3, tmp_path_factory.mktemp("exp")))
 
 
 def test_run_writes_metrics_with_class_names(tc_run):
@@ -85,13 +71,13 @@ def test_hparams_view_holds_hyperparameters_and_final_metrics(tc_run):
 
 
 def test_nemo_restores_offline_and_classifies(tc_run, tiny_tc3, no_network):
-    from bertlab.restore import restore_model
+    from bertlab.predict import Predictor
     from bertlab.tasks import evaluate_text_classification
 
-    model = restore_model(tc_run.nemo_path)
-    assert model.class_names == CLASS_NAMES
-    assert len(model.predict_texts(["Glioblastoma is an aggressive brain tumour."])) == 1
-    again = evaluate_text_classification(model, tiny_tc3 / "test_nemo_format.tsv", None, max_seq_length=64)
+    predictor = Predictor.load(tc_run.nemo_path)
+    assert predictor.class_names == CLASS_NAMES and predictor.max_seq_length == 64
+    assert predictor.classify(["Glioblastoma is an aggressive brain tumour."])[0].class_name in CLASS_NAMES
+    again = evaluate_text_classification(predictor, tiny_tc3 / "test_nemo_format.tsv", None)
     assert again["macro_f1"] == pytest.approx(tc_run.metrics["macro_f1"])
 
 
