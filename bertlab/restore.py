@@ -11,6 +11,7 @@ from __future__ import annotations
 import tarfile
 from pathlib import Path
 
+import yaml
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from bertlab.encoders import go_offline_if_local, portable_encoder_name, relocate_embedded_encoder
@@ -50,11 +51,16 @@ def read_nemo_config(nemo_path: str | Path) -> DictConfig:
             if member is None:
                 raise DataError(nemo_path, None, "not a NeMo model: the archive has no model_config.yaml")
             text = archive.extractfile(member).read().decode("utf-8")
-    except (tarfile.TarError, EOFError, OSError, UnicodeDecodeError) as err:
-        raise DataError(nemo_path, None, f"not a NeMo model (.nemo archive): {err}") from None
-    cfg = OmegaConf.create(text)
+    except tarfile.TarError:
+        raise DataError(nemo_path, None, "not a NeMo model: not a .nemo (tar) archive") from None
+    except (EOFError, OSError, UnicodeDecodeError) as err:
+        raise DataError(nemo_path, None, f"not a NeMo model: cannot read the archive ({err})") from None
+    try:
+        cfg = OmegaConf.create(text)
+    except yaml.YAMLError:
+        cfg = None
     if not isinstance(cfg, DictConfig):
-        raise DataError(nemo_path, None, "not a NeMo model: model_config.yaml is not a mapping")
+        raise DataError(nemo_path, None, "not a NeMo model: its model_config.yaml is not a config")
     return cfg
 
 

@@ -203,7 +203,7 @@ def test_cli_rejects_what_is_not_a_model(tmp_path):
     result = run_script(fake, stdin=b"text\n")
     stderr = result.stderr.decode()
     assert result.returncode == 1 and "Traceback" not in stderr
-    assert stderr.strip().splitlines()[-1].startswith(f"error: {fake}: not a NeMo model (.nemo archive): ")
+    assert stderr.strip().splitlines()[-1] == f"error: {fake}: not a NeMo model: not a .nemo (tar) archive"
     missing = run_script(tmp_path / "nope.nemo", stdin=b"text\n")
     assert missing.returncode == 1 and "no such model file" in missing.stderr.decode()
 
@@ -225,15 +225,19 @@ def test_help_answers_without_nemo():
 
 @pytest.mark.parametrize("run", ["tc_run", "ner_run"])
 def test_archive_holds_no_absolute_path(run, request):
-    from bertlab.encoders import EMBEDDED_MARKER
+    from bertlab.encoders import EMBEDDED_MARKER, embedded_encoder_path
 
     nemo_path = request.getfixturevalue(run).nemo_path
     with tarfile.open(nemo_path) as archive:
+        names = archive.getnames()
         member = next(m for m in archive.getmembers() if m.name.endswith("model_config.yaml"))
         cfg = OmegaConf.create(archive.extractfile(member).read().decode())
     assert cfg.language_model.pretrained_model_name == cfg.tokenizer.tokenizer_name == EMBEDDED_MARKER
     values = [v for v in _leaves(OmegaConf.to_container(cfg)) if isinstance(v, str)]
     assert not [v for v in values if v.startswith("/") or str(REPO) in v or "/tmp" in v]
+    # NeMo names artifacts after the encoder's path with "/" as "_": not this machine's either
+    mangled = embedded_encoder_path().replace("/", "_")
+    assert not [text for text in [*names, *values] if mangled in text or "site-packages" in text]
 
 
 def _leaves(node):
