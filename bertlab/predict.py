@@ -75,7 +75,6 @@ class Tagged:
 @dataclass
 class _Window:
     item: int  # index of the input
-    first_word: int
     positions: list[int] = field(default_factory=list)  # subtoken position of each word's first subtoken
 
 
@@ -285,7 +284,7 @@ class Predictor:
             spans = word_windows([len(ids) for ids in word_ids], budget) if words else []
             prepared.append((text, offsets if words else [], spans, error))
             for start, end in spans:
-                window, sequence = _Window(index, start), [self._cls]
+                window, sequence = _Window(index), [self._cls]
                 for ids in word_ids[start:end]:
                     window.positions.append(len(sequence))
                     sequence.extend(ids)
