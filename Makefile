@@ -8,8 +8,10 @@ NCBI_DISEASE_DIR ?= $(wildcard $(CURDIR)/../shared/datasets/ncbi-disease)
 export NCBI_DISEASE_DIR
 ARGS ?=
 DATA_ARGS ?=
+MODEL ?=
+INPUT ?=
 
-.PHONY: help install data tc ner benchmark test test-full compare tensorboard lint clean
+.PHONY: help install data tc ner predict benchmark benchmark-predict test test-full compare tensorboard lint clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -31,6 +33,10 @@ tc: install data  ## train, test and save the 3-class abstract classifier (CPU d
 
 ner: install data  ## train, test and evaluate disease NER (CPU default)
 	$(BIN)/python scripts/train_ner.py $(ARGS)
+
+predict: install  ## classify or tag new text: make predict MODEL=x.nemo INPUT=texts.txt [ARGS="--format conll"]
+	@test -n "$(MODEL)" || { echo "usage: make predict MODEL=path/to/model.nemo INPUT=file [ARGS=...]"; exit 2; }
+	$(BIN)/python scripts/predict.py $(MODEL) $(INPUT) $(ARGS)
 
 benchmark: install data  ## the NER accuracy/speed target: test entity F1 >= 0.80 within 30 min
 	$(BIN)/python scripts/benchmark_ner.py exp_manager.name=benchmark_ner $(ARGS)

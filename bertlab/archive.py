@@ -6,7 +6,8 @@ pickled state dict. NeMo 2.4 imports whatever ``target`` names and unpickles the
 
 - the config is read from the member NeMo itself would extract (a regular file named
   ``model_config.yaml`` at the archive's top, no ``..``, no absolute path, no link);
-- ``target`` must be one of bertlab's task classes, checked before anything is imported;
+- ``target`` must be one of bertlab's task classes, checked before anything is imported
+  (:func:`bertlab.restore.model_spec`);
 - the weights load with ``torch.load(weights_only=True)``: tensors and plain containers only;
 - extraction stays NeMo's, which skips unsafe members.
 """
@@ -22,8 +23,6 @@ from omegaconf import DictConfig, OmegaConf
 from bertlab.io import DataError
 
 CONFIG_MEMBER = "model_config.yaml"
-# The classes a bertlab model may name; anything else is refused before it is imported.
-TRUSTED_TARGETS = frozenset({"bertlab.models.TextClassifier", "bertlab.models.TokenClassifier"})
 
 
 def _is_safe_member(member: tarfile.TarInfo) -> bool:
@@ -40,37 +39,30 @@ def read_config(nemo_path: str | os.PathLike) -> DictConfig:
     """
     path = Path(nemo_path)
     if not path.is_file():
-        raise DataError(path, None, "is a directory, not a .nemo file" if path.is_dir() else "file not found")
+        raise DataError(path, None, "is a directory, not a model file" if path.is_dir() else "no such model file")
     try:
         with tarfile.open(path, "r:*") as archive:
             members = [m for m in archive.getmembers()
                        if _is_safe_member(m) and os.path.normpath(m.name) == CONFIG_MEMBER]
             if not members:
-                raise DataError(path, None, f"not a NeMo model: no {CONFIG_MEMBER} in the archive")
+                raise DataError(path, None, f"not a NeMo model: the archive has no {CONFIG_MEMBER}")
             text = archive.extractfile(members[-1]).read().decode("utf-8")
-    except (tarfile.TarError, EOFError, OSError) as error:
-        raise DataError(path, None, f"not a readable .nemo archive ({error})") from None
+    except tarfile.TarError:
+        raise DataError(path, None, "not a NeMo model: not a .nemo (tar) archive") from None
+    except (EOFError, OSError) as error:
+        raise DataError(path, None, f"not a NeMo model: cannot read the archive ({error})") from None
     except UnicodeDecodeError:
-        raise DataError(path, None, f"{CONFIG_MEMBER} is not UTF-8 text") from None
+        raise DataError(path, None, f"not a NeMo model: its {CONFIG_MEMBER} is not UTF-8 text") from None
     try:
         cfg = OmegaConf.create(text)
-    except Exception as error:  # OmegaConf raises several YAML and grammar errors
-        raise DataError(path, None, f"{CONFIG_MEMBER} is not a valid config ({error})") from None
+    except Exception:  # OmegaConf raises several YAML and grammar errors
+        cfg = None
     if not isinstance(cfg, DictConfig):
-        raise DataError(path, None, f"{CONFIG_MEMBER} is not a mapping")
-    check_target(cfg, path)
+        raise DataError(path, None, f"not a NeMo model: its {CONFIG_MEMBER} is not a config")
     for key in ("language_model.pretrained_model_name", "tokenizer.tokenizer_name"):
         if not isinstance(OmegaConf.select(cfg, key, default=None), str):
             raise DataError(path, None, f"{CONFIG_MEMBER} has no {key}")
     return cfg
-
-
-def check_target(cfg: DictConfig, nemo_path: str | os.PathLike) -> str:
-    target = cfg.get("target")
-    if target not in TRUSTED_TARGETS:
-        raise DataError(nemo_path, None, f"refusing to load: the archive names class {target!r}, not one of "
-                                         f"bertlab's ({', '.join(sorted(TRUSTED_TARGETS))})")
-    return target
 
 
 def weights_only_connector(nemo_path: str | os.PathLike):

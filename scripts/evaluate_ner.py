@@ -37,11 +37,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 1
 
-    from bertlab.restore import restore_model
+    from bertlab.predict import Predictor
     from bertlab.tasks import evaluate_ner
 
-    model = restore_model(args.model)
-    evaluate_ner(model, gold, args.out_dir, source=str(args.conll or args.text), batch_size=args.batch_size)
+    try:
+        predictor = Predictor.load(args.model, batch_size=args.batch_size)
+    except DataError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    evaluate_ner(predictor, gold, args.out_dir, source=str(args.conll or args.text), batch_size=args.batch_size)
     return 0
 
 

@@ -23,13 +23,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=64)
     args = parser.parse_args(argv)
 
-    from bertlab.restore import restore_model
+    from bertlab.predict import Predictor
     from bertlab.tasks import evaluate_text_classification
 
-    model = restore_model(args.model)
     try:
-        evaluate_text_classification(model, args.tsv, args.out_dir, batch_size=args.batch_size,
-                                     max_seq_length=model.cfg.dataset.max_seq_length)
+        predictor = Predictor.load(args.model, batch_size=args.batch_size)
+        evaluate_text_classification(predictor, args.tsv, args.out_dir)
     except DataError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

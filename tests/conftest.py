@@ -72,6 +72,40 @@ def tiny_ner(tmp_path_factory) -> Path:
     return out
 
 
+def tc_config(data_dir, exp_dir, overrides=()) -> DictConfig:
+    """The 3-class classification config on ``data_dir``, shrunk."""
+    cfg = compose_config("train_tc", ["model.dataset.num_classes=3", *overrides])
+    with open_dict(cfg):
+        cfg.data.dir = str(data_dir)
+    return shrink(cfg, exp_dir)
+
+
+def tiny_ner_run(data_dir, exp_dir, overrides=()):
+    """A few NER training steps on ``data_dir``, offline."""
+    from bertlab.train import train
+
+    cfg = compose_config("train_ner", list(overrides))
+    with open_dict(cfg):
+        cfg.data.dir = str(data_dir)
+    with forbid_network():
+        return train(shrink(cfg, exp_dir, steps=8))
+
+
+@pytest.fixture(scope="session")
+def tc_run(tiny_tc3, tmp_path_factory):
+    """One tiny classification run (with its .nemo), shared by every test that needs a model."""
+    from bertlab.train import train
+
+    with forbid_network():  # training, testing and saving with the embedded encoder stay offline
+        return train(tc_config(tiny_tc3, tmp_path_factory.mktemp("exp")))
+
+
+@pytest.fixture(scope="session")
+def ner_run(tiny_ner, tmp_path_factory):
+    """One tiny NER run (with its .nemo), shared by every test that needs a model."""
+    return tiny_ner_run(tiny_ner, tmp_path_factory.mktemp("exp"))
+
+
 @contextlib.contextmanager
 def forbid_network():
     """Any attempt to open a network connection inside the block fails the test."""

@@ -77,7 +77,7 @@ def test_killed_run_resumes_from_its_checkpoint_and_ends_as_an_uninterrupted_one
 
     import torch
 
-    from bertlab.restore import restore_model
+    from bertlab.predict import Predictor
 
     uninterrupted = subprocess.run(_resumable_tc_command(tiny_tc3, tmp_path, "whole"), cwd=REPO,
                                    capture_output=True, text=True, timeout=600)
@@ -104,8 +104,8 @@ def test_killed_run_resumes_from_its_checkpoint_and_ends_as_an_uninterrupted_one
     assert json.loads((killed_dir / "metrics.json").read_text()) == json.loads(
         (whole_dir / "metrics.json").read_text())
     assert (killed_dir / "predictions.tsv").read_text() == (whole_dir / "predictions.tsv").read_text()
-    model = restore_model(killed_dir / "text_classification.nemo")
-    assert len(model.predict_texts(["Breast cancer in BRCA1 carriers."])) == 1
+    (result,) = Predictor.load(killed_dir / "text_classification.nemo").classify(["Breast cancer in BRCA1 carriers."])
+    assert result.label in (0, 1, 2)
 
 
 def test_resume_without_a_checkpoint_stops_unless_asked_to_start_fresh(tiny_tc3, tmp_path):

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import REPO, compose_config, forbid_network
+from conftest import REPO, compose_config, forbid_network, tc_config
 from omegaconf import OmegaConf, open_dict
-from test_train_tc import scalar_tags, tc_config
+from test_train_tc import scalar_tags
 
 from bertlab.train import train
 

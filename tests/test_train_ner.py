@@ -7,25 +7,12 @@ import subprocess
 import sys
 
 import pytest
-from conftest import REPO, compose_config, forbid_network, shrink
+from conftest import REPO, compose_config, forbid_network, tiny_ner_run
 from omegaconf import open_dict
 from test_train_tc import scalar_tags
 
 from bertlab.data.iob import read_conll, read_nemo
 from bertlab.train import train
-
-
-def tiny_ner_run(data_dir, exp_dir, overrides=()):
-    cfg = compose_config("train_ner", list(overrides))
-    with open_dict(cfg):
-        cfg.data.dir = str(data_dir)
-    with forbid_network():
-        return train(shrink(cfg, exp_dir, steps=8))
-
-
-@pytest.fixture(scope="module")
-def ner_run(tiny_ner, tmp_path_factory):
-    return tiny_ner_run(tiny_ner, tmp_path_factory.mktemp("exp"))
 
 
 def test_metrics_file_has_entity_scores(ner_run):
@@ -54,12 +41,12 @@ def test_tensorboard_holds_entity_f1(ner_run):
 
 
 def test_restored_model_tags_offline(ner_run, no_network):
-    from bertlab.restore import restore_model
+    from bertlab.predict import Predictor
 
-    model = restore_model(ner_run.nemo_path)
-    tags = model.predict_tags([["Familial", "breast", "cancer", "is", "inherited", "."]])
-    assert len(tags[0]) == 6 and set(tags[0]) <= {"O", "B-Disease", "I-Disease"}
-    assert dict(model.cfg.label_ids) == {"O": 0, "B-Disease": 1, "I-Disease": 2}
+    predictor = Predictor.load(ner_run.nemo_path)
+    tags = predictor.tag([["Familial", "breast", "cancer", "is", "inherited", "."]])[0].tags
+    assert len(tags) == 6 and set(tags) <= {"O", "B-Disease", "I-Disease"}
+    assert dict(predictor.model.cfg.label_ids) == {"O": 0, "B-Disease": 1, "I-Disease": 2}
 
 
 def test_evaluate_script_reproduces_the_run(ner_run, tiny_ner, tmp_path):

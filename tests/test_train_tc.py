@@ -13,21 +13,13 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from conftest import REPO, compose_config, forbid_network, shrink
-from omegaconf import open_dict
+from conftest import REPO, compose_config, shrink, tc_config
 
 from bertlab.config import ConfigError
 from bertlab.io import DataError
 from bertlab.train import train
 
 CLASS_NAMES = ["cancer", "neurological disorder", "other"]
-
-
-def tc_config(data_dir, exp_dir, overrides=()):
-    cfg = compose_config("train_tc", ["model.dataset.num_classes=3", *overrides])
-    with open_dict(cfg):
-        cfg.data.dir = str(data_dir)
-    return shrink(cfg, exp_dir)
 
 
 def scalar_tags(log_dir):
@@ -53,12 +45,6 @@ def tensorboard_hparams(log_dir) -> tuple[dict, list[str]]:
                             for k, v in data.session_start_info.hparams.items()})
             metrics.extend(info.name.tag for info in data.experiment.metric_infos)
     return hparams, metrics
-
-
-@pytest.fixture(scope="module")
-def tc_run(tiny_tc3, tmp_path_factory):
-    with forbid_network():  # training, testing and saving with the embedded encoder stay offline
-        return train(tc_config(tiny_tc3, tmp_path_factory.mktemp("exp")))
 
 
 def test_run_writes_metrics_with_class_names(tc_run):
@@ -96,13 +82,13 @@ def test_hparams_view_holds_hyperparameters_and_final_metrics(tc_run):
 
 
 def test_nemo_restores_offline_and_classifies(tc_run, tiny_tc3, no_network):
-    from bertlab.restore import restore_model
+    from bertlab.predict import Predictor
     from bertlab.tasks import evaluate_text_classification
 
-    model = restore_model(tc_run.nemo_path)
-    assert model.class_names == CLASS_NAMES
-    assert len(model.predict_texts(["Glioblastoma is an aggressive brain tumour."])) == 1
-    again = evaluate_text_classification(model, tiny_tc3 / "test_nemo_format.tsv", None, max_seq_length=64)
+    predictor = Predictor.load(tc_run.nemo_path)
+    assert predictor.class_names == CLASS_NAMES and predictor.max_seq_length == 64
+    assert predictor.classify(["Glioblastoma is an aggressive brain tumour."])[0].class_name in CLASS_NAMES
+    again = evaluate_text_classification(predictor, tiny_tc3 / "test_nemo_format.tsv", None)
     assert again["macro_f1"] == pytest.approx(tc_run.metrics["macro_f1"])
 
 
@@ -175,7 +161,7 @@ def test_archive_naming_another_class_is_refused_before_import(tc_run, tmp_path)
     config = _config_of(tc_run.nemo_path).replace("bertlab.models.TextClassifier", "this.Zen")
     evil = _repack(tc_run.nemo_path, tmp_path / "evil.nemo", replace={"model_config.yaml": config.encode()})
     assert "this" not in sys.modules
-    with pytest.raises(DataError, match=r"evil\.nemo: refusing to load: the archive names class 'this.Zen'"):
+    with pytest.raises(DataError, match=r"evil\.nemo: not a bertlab model: its class is 'this.Zen'; refusing"):
         restore_model(evil)
     assert "this" not in sys.modules
 
@@ -213,8 +199,8 @@ def test_unsafe_members_are_neither_extracted_nor_read(tc_run, tmp_path):
 
 
 @pytest.mark.parametrize(("content", "message"), [
-    (b"", "not a readable .nemo archive"),
-    (b"certainly not a tar archive" * 50, "not a readable .nemo archive"),
+    (b"", r"not a NeMo model: not a \.nemo \(tar\) archive"),
+    (b"certainly not a tar archive" * 50, r"not a NeMo model: not a \.nemo \(tar\) archive"),
 ])
 def test_not_a_model_is_a_clear_error(content, message, tmp_path):
     from bertlab.restore import restore_model
@@ -232,5 +218,5 @@ def test_archive_without_a_config_is_a_clear_error(tmp_path):
     with tarfile.open(path, "w:gz") as archive:
         member = tarfile.TarInfo("./model_weights.ckpt")
         archive.addfile(member, io.BytesIO(b""))
-    with pytest.raises(DataError, match="empty.nemo: not a NeMo model: no model_config.yaml"):
+    with pytest.raises(DataError, match="empty.nemo: not a NeMo model: the archive has no model_config.yaml"):
         restore_model(path)

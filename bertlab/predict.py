@@ -1,0 +1,380 @@
+"""Predict with a trained model: load once, classify or tag many texts.
+
+This is the one inference route of both tasks: the test pass after training, the
+``scripts/evaluate_*.py`` reports, the sample printout and ``scripts/predict.py`` all call
+:class:`Predictor`.
+
+    from bertlab.predict import Predictor
+    predictor = Predictor.load("ner.nemo")                 # GPU when there is one
+    predictor.tag(["Familial breast cancer is inherited."])[0].spans
+    Predictor.load("tc.nemo").classify(["An abstract ..."])[0].class_name
+
+Tokenization is the training data's: classification splits text on whitespace (NeMo's
+text classification dataset), NER splits raw text into CoNLL-style words (a run of letters
+and digits, or one other character: the tokenizer of the NCBI CoNLL release,
+:data:`bertlab.data.ncbi_iob.TOKEN`). Each word is cut into subtokens on its own and tagged
+on its first subtoken, as NeMo's ``subtokens_mask`` does in training.
+
+Inputs are sorted by length and batched with padding to each batch's longest row, under
+``torch.inference_mode`` on the model's device. Longer inputs than the model's
+``max_seq_length``: classification keeps the first subtokens (as training did) and flags
+the result ``truncated``; NER tags overlapping windows of whole words and takes each
+entity from one window (see :func:`merge_windows`), so every word gets a tag.
+NeMo and torch are imported inside functions.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bertlab.data.ncbi_iob import TOKEN
+
+DEFAULT_BATCH_SIZE = 64
+# A longer "line" is more likely a wrong file (a binary, a whole book) than one text.
+DEFAULT_MAX_CHARS = 200_000
+_WORD_CACHE_LIMIT = 500_000
+
+
+@dataclass(frozen=True)
+class Classification:
+    """One text's class; ``label`` is None for an empty text or an input with an ``error``."""
+
+    label: int | None
+    class_name: str | None
+    probabilities: tuple[float, ...] = ()  # by class id
+    truncated: bool = False  # longer than max_seq_length: only its first subtokens were read
+    subtokens: int = 0  # without [CLS]/[SEP]
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Span:
+    start: int  # character offsets into the text: text[start:end] == self.text
+    end: int
+    label: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Tagged:
+    """One text's words (with character offsets), their IOB tags and the entity spans."""
+
+    text: str
+    words: tuple[str, ...] = ()
+    offsets: tuple[tuple[int, int], ...] = ()
+    tags: tuple[str, ...] = ()
+    spans: tuple[Span, ...] = ()
+    windows: int = 1  # > 1: longer than max_seq_length, tagged in overlapping windows
+    error: str | None = None
+
+
+@dataclass
+class _Window:
+    item: int  # index of the input
+    positions: list[int] = field(default_factory=list)  # subtoken position of each word's first subtoken
+
+
+def word_spans(text: str) -> list[tuple[int, int]]:
+    """Character spans of the CoNLL-style words of raw text (the NCBI release's tokenizer)."""
+    return [match.span() for match in TOKEN.finditer(text)]
+
+
+def joined_offsets(words: Sequence[str]) -> tuple[str, list[tuple[int, int]]]:
+    """Pre-tokenized words as one text joined by single spaces, and each word's span in it."""
+    offsets, position = [], 0
+    for word in words:
+        offsets.append((position, position + len(word)))
+        position += len(word) + 1
+    return " ".join(words), offsets
+
+
+def spans_from_tags(text: str, offsets: Sequence[tuple[int, int]], tags: Sequence[str],
+                    outside: str = "O") -> list[Span]:
+    """Entities of IOB tags as character spans. An ``I-`` that does not continue an entity
+    of its type starts one (as conlleval reads it); a tag without a prefix is ``I-``."""
+    spans: list[Span] = []
+    current: list = []  # [label, first word, last word]
+
+    def close():
+        if current:
+            start, end = offsets[current[1]][0], offsets[current[2]][1]
+            spans.append(Span(start, end, current[0], text[start:end]))
+            current.clear()
+
+    for index, tag in enumerate(tags):
+        prefix, _, label = tag.partition("-") if "-" in tag else ("I", "", tag)
+        if tag == outside or prefix not in ("B", "I"):
+            close()
+        elif prefix == "B" or not current or current[0] != label:
+            close()
+            current.extend([label, index, index])
+        else:
+            current[2] = index
+    close()
+    return spans
+
+
+def word_windows(lengths: Sequence[int], budget: int) -> list[tuple[int, int]]:
+    """Word ranges ``[start, end)`` of at most ``budget`` subtokens each (``lengths`` are
+    per word, each <= budget) covering all words; consecutive windows overlap by about
+    half a window so every word is also seen with context on both sides."""
+    windows, start, count = [], 0, len(lengths)
+    while True:
+        end, total = start, 0
+        while end < count and total + lengths[end] <= budget:
+            total += lengths[end]
+            end += 1
+        windows.append((start, end))
+        if end >= count:
+            return windows
+        # Next window starts after the first half of this one (at least one word on).
+        following, skipped = start, 0
+        while following < end - 1 and skipped + lengths[following] <= total // 2:
+            skipped += lengths[following]
+            following += 1
+        start = max(following, start + 1)
+        while sum(lengths[start:end + 1]) > budget:  # the next window must reach past this one
+            start += 1
+
+
+def merge_windows(windows: Sequence[tuple[int, int]], tags: Sequence[Sequence[str]]) -> list[str]:
+    """One tag per word from overlapping windows (``tags[k]`` covers ``windows[k]``).
+
+    Words before a switch point come from the earlier window, the rest from the later
+    one. The switch is placed in the overlap where neither window continues an entity
+    (no ``I-`` there), nearest the overlap's middle, so each entity is decided by a
+    single window; only an entity longer than the whole overlap can be cut.
+    """
+    merged = list(tags[0])
+    floor = 0
+    for k in range(1, len(windows)):
+        (prev_start, prev_end), (start, _) = windows[k - 1], windows[k]
+        low, high = max(start, floor), prev_end
+        # A switch before word p is clean when neither window has p continuing an entity.
+        clean = [p for p in range(low, high + 1)
+                 if not _continues(tags[k - 1], p - prev_start) and not _continues(tags[k], p - start)]
+        middle = (low + high) / 2
+        point = min(clean, key=lambda p: abs(p - middle)) if clean else int(middle)
+        merged = merged[:point] + list(tags[k][point - start:])
+        floor = point
+    return merged
+
+
+def _continues(tags: Sequence[str], index: int) -> bool:
+    return 0 <= index < len(tags) and tags[index].startswith("I-")
+
+
+def _default_device():
+    import torch
+
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def autocast_dtype(precision: str | int | None, device) -> object | None:
+    """Training's precision rules for inference: ``None`` means 16-mixed on a GPU, 32 on CPU;
+    fp16 asked for on CPU becomes bf16 (bertlab.trainer.trainer_kwargs). Returns the
+    autocast dtype, or None for full precision."""
+    import torch
+    from omegaconf import OmegaConf
+
+    from bertlab.trainer import trainer_kwargs
+
+    on_gpu = device.type == "cuda"
+    if precision is None:
+        precision = "16-mixed" if on_gpu else "32"
+    resolved = str(trainer_kwargs(OmegaConf.create(
+        {"accelerator": "gpu" if on_gpu else "cpu", "devices": 1, "precision": precision}))["precision"])
+    if "bf16" in resolved:
+        return torch.bfloat16
+    if resolved.startswith("16"):
+        return torch.float16
+    return None
+
+
+class Predictor:
+    """A restored (or just trained) model with its tokenization, batching and device."""
+
+    def __init__(self, model, device=None, precision: str | int | None = None, batch_size: int = DEFAULT_BATCH_SIZE,
+                 max_seq_length: int | None = None, max_chars: int = DEFAULT_MAX_CHARS, progress: bool | None = False):
+        import torch
+
+        from bertlab.tasks import spec_for_model
+
+        self.model = model
+        self.spec = spec_for_model(model)
+        self.device = torch.device(device) if device is not None else next(model.parameters()).device
+        if next(model.parameters()).device != self.device:
+            model.to(self.device)
+        self.dtype = autocast_dtype(precision, self.device)
+        self.batch_size = batch_size
+        self.max_seq_length = self._sequence_limit(max_seq_length)
+        self.max_chars = max_chars
+        self.progress = progress
+        self._word_cache: dict[str, list[int]] = {}
+        tokenizer = model.tokenizer
+        self._cls, self._sep = tokenizer.cls_id, tokenizer.sep_id
+        self._pad, self._unk = tokenizer.pad_id, tokenizer.unk_id
+
+    @classmethod
+    def load(cls, path: str | Path, device=None, **kwargs) -> Predictor:
+        """Restore a ``.nemo`` (offline) onto ``device`` (default: a GPU if present, else CPU)."""
+        from bertlab.restore import model_spec, restore_model
+
+        model_spec(path)  # a file that is no bertlab model fails here, before the torch import
+        import torch
+
+        device = torch.device(device) if device is not None else _default_device()
+        return cls(restore_model(path, map_location=device), device=device, **kwargs)
+
+    @property
+    def task(self) -> str:
+        return self.spec.name
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(self.model.class_names)
+
+    def predict(self, inputs: Sequence) -> list:
+        """:meth:`classify` or :meth:`tag`, whichever the model's task does."""
+        return getattr(self, self.spec.predict)(inputs)
+
+    # --- the two tasks -------------------------------------------------------------------
+
+    def classify(self, texts: Sequence[str]) -> list[Classification]:
+        """Class id, name and every class's probability for each text."""
+        import torch
+
+        budget = self.max_seq_length - 2
+        results: list[Classification | None] = [None] * len(texts)
+        sequences, owners = [], []
+        for index, text in enumerate(texts):
+            error = self._check(text)
+            words = text.split() if error is None else []
+            if not words:
+                results[index] = Classification(None, None, error=error)
+                continue
+            ids = [i for word_ids in self._word_ids(words) for i in word_ids]
+            sequences.append([self._cls, *ids[:budget], self._sep])
+            owners.append((index, len(ids)))
+        names = self.class_names
+        for (index, length), logits in zip(owners, self._logits(sequences)):
+            probabilities = torch.softmax(logits, dim=-1).tolist()
+            label = int(logits.argmax())
+            results[index] = Classification(label, names[label], tuple(probabilities), length > budget, length)
+        return results  # type: ignore[return-value]
+
+    def tag(self, inputs: Sequence[str | Sequence[str]]) -> list[Tagged]:
+        """IOB tags and entity spans. A string is raw text, split into words here; a list
+        of strings is a pre-tokenized sentence (its text is the words joined by spaces)."""
+        budget = self.max_seq_length - 2
+        names = self.model.id_to_label
+        prepared, sequences, windows = [], [], []
+        for index, item in enumerate(inputs):
+            if isinstance(item, str):
+                text, offsets = item, word_spans(item)
+            else:
+                text, offsets = joined_offsets(list(item))
+            error = self._check(text)
+            words = [text[s:e] for s, e in offsets] if error is None else []
+            word_ids = [ids[:budget] for ids in self._word_ids(words)]
+            spans = word_windows([len(ids) for ids in word_ids], budget) if words else []
+            prepared.append((text, offsets if words else [], spans, error))
+            for start, end in spans:
+                window, sequence = _Window(index), [self._cls]
+                for ids in word_ids[start:end]:
+                    window.positions.append(len(sequence))
+                    sequence.extend(ids)
+                sequence.append(self._sep)
+                sequences.append(sequence)
+                windows.append(window)
+        window_tags: list[list[list[str]]] = [[] for _ in inputs]
+        for window, logits in zip(windows, self._logits(sequences)):
+            best = logits.argmax(dim=-1).tolist()
+            window_tags[window.item].append([names[best[p]] for p in window.positions])
+        results = []
+        for (text, offsets, spans, error), per_window in zip(prepared, window_tags):
+            if not offsets:
+                results.append(Tagged(text, error=error))
+                continue
+            tags = merge_windows(spans, per_window) if len(spans) > 1 else per_window[0]
+            results.append(Tagged(text, tuple(text[s:e] for s, e in offsets), tuple(offsets), tuple(tags),
+                                  tuple(spans_from_tags(text, offsets, tags, self._outside_label())), len(spans)))
+        return results
+
+    # --- shared machinery ----------------------------------------------------------------
+
+    def _outside_label(self) -> str:
+        return self.model.cfg.dataset.get("pad_label", "O")
+
+    def _sequence_limit(self, requested: int | None) -> int:
+        """Subtokens per sequence, [CLS] and [SEP] included: the model's max_seq_length
+        (what it was trained with), never over the encoder's position embeddings."""
+        limit = requested or self.model.cfg.dataset.get("max_seq_length") or -1
+        config = getattr(getattr(self.model, "bert_model", None), "config", None)
+        positions = getattr(config, "max_position_embeddings", 512)
+        limit = positions if limit <= 0 else min(limit, positions)
+        if limit < 3:
+            raise ValueError(f"max_seq_length must leave room for one subtoken, got {limit}")
+        return limit
+
+    def _check(self, text: str) -> str | None:
+        if len(text) > self.max_chars:
+            return f"{len(text)} characters, over the limit of {self.max_chars} (max_chars)"
+        return None
+
+    def _word_ids(self, words: Sequence[str]) -> list[list[int]]:
+        """Subtoken ids of each word, tokenized on its own as NeMo's datasets do; a word the
+        tokenizer drops entirely (a lone combining mark) becomes [UNK] so it still gets a tag."""
+        cache = self._word_cache
+        new = [word for word in dict.fromkeys(words) if word not in cache]
+        if new:
+            if len(cache) > _WORD_CACHE_LIMIT:
+                cache.clear()
+            tokenizer = self.model.tokenizer
+            hf = getattr(tokenizer, "tokenizer", None)
+            if callable(hf):  # the fast HF tokenizer under NeMo's wrapper: one batched call
+                encoded = hf(new, add_special_tokens=False)["input_ids"]
+            else:
+                encoded = [tokenizer.tokens_to_ids(tokenizer.text_to_tokens(word)) for word in new]
+            cache.update((word, ids or [self._unk]) for word, ids in zip(new, encoded))
+        return [cache[word] for word in words]
+
+    def _logits(self, sequences: list[list[int]]) -> list:
+        """The model's logits for each id sequence (float32, on CPU), in input order: longest
+        first in batches padded to their longest row."""
+        import torch
+        from tqdm.auto import tqdm
+
+        order = sorted(range(len(sequences)), key=lambda i: -len(sequences[i]))
+        results: list = [None] * len(sequences)
+        batches = math.ceil(len(order) / self.batch_size)
+        # tqdm's disable=None: shown only on a terminal; auto mode also skips short jobs.
+        disable = not self.progress if self.progress is not None else (None if batches >= 10 else True)
+        was_training = self.model.training
+        self.model.eval()
+        autocast = (torch.autocast(self.device.type, dtype=self.dtype) if self.dtype is not None
+                    else contextlib.nullcontext())
+        try:
+            with torch.inference_mode(), autocast, tqdm(total=len(order), unit="seq", disable=disable,
+                                                         leave=False) as bar:
+                for first in range(0, len(order), self.batch_size):
+                    chunk = order[first:first + self.batch_size]
+                    width = len(sequences[chunk[0]])
+                    ids = torch.full((len(chunk), width), self._pad, dtype=torch.long)
+                    mask = torch.zeros((len(chunk), width), dtype=torch.long)
+                    for row, index in enumerate(chunk):
+                        ids[row, :len(sequences[index])] = torch.tensor(sequences[index])
+                        mask[row, :len(sequences[index])] = 1
+                    ids, mask = ids.to(self.device), mask.to(self.device)
+                    logits = self.model(input_ids=ids, token_type_ids=torch.zeros_like(ids), attention_mask=mask)
+                    logits = logits.float().cpu()
+                    for row, index in enumerate(chunk):
+                        results[index] = logits[row] if logits.dim() == 2 else logits[row, :len(sequences[index])]
+                    bar.update(len(chunk))
+        finally:
+            self.model.train(was_training)
+        return results
