@@ -19,10 +19,27 @@ from omegaconf import DictConfig
 from bertlab.config import ConfigError, require_files
 from bertlab.data.iob import Sentence, read_nemo, write_conll
 from bertlab.data.tsv import read_labeled_tsv
-from bertlab.io import DataError, atomic_write
+from bertlab.io import DataError, atomic_write, ensure_not_inputs
 from bertlab.metrics import classification_scores, entity_scores, format_report
 
 log = logging.getLogger(__name__)
+
+
+def check_evaluation(nemo_path: str | Path, task: str, inputs: list[Path], out_dir: Path | None,
+                     outputs: tuple[str, ...]) -> DictConfig:
+    """What ``scripts/evaluate_*.py`` check before the 20 s model load: the model is a bertlab
+    model of ``task``, and no output in ``out_dir`` would overwrite an input. Returns the
+    model's saved config."""
+    from bertlab.restore import model_spec
+
+    cfg, spec = model_spec(nemo_path)
+    if spec.name != task:
+        raise DataError(nemo_path, None, f"is a {spec.name} model; this script evaluates {task} models")
+    if out_dir is not None:
+        if out_dir.exists() and not out_dir.is_dir():
+            raise DataError(out_dir, None, "--out-dir is a file, not a directory")
+        ensure_not_inputs([out_dir / name for name in outputs], inputs)
+    return cfg
 
 
 def write_metrics(out_dir: Path, report: dict) -> Path:

@@ -34,6 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     scalars = [tag.strip() for tag in (args.scalars or "").split(",") if tag.strip()]
 
+    from bertlab.cli import USER_ERROR_EXIT
     from bertlab.compare import NoRunsError, compare  # pandas and friends: not needed for --help
 
     try:
@@ -42,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
                          sort=args.sort, ascending=args.ascending)
     except (NoRunsError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
-        return 1
+        return USER_ERROR_EXIT
     if args.markdown is None:
         print(result.markdown)
     for path in result.written:

@@ -13,9 +13,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from bertlab.io import DataError
+from bertlab.cli import exit_on_user_error, positive_int
 
 
+@exit_on_user_error
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model", type=Path, help="a .nemo saved by scripts/train_ner.py")
@@ -24,27 +25,23 @@ def main(argv: list[str] | None = None) -> int:
     source.add_argument("--text", type=Path, help="NeMo text file (with --labels)")
     parser.add_argument("--labels", type=Path, help="NeMo labels file matching --text")
     parser.add_argument("--out-dir", type=Path, help="write metrics.json and predictions.conll here")
-    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--batch-size", type=positive_int, default=64)
     args = parser.parse_args(argv)
     if args.text and not args.labels:
         parser.error("--text needs --labels")
 
     from bertlab.data.iob import read_iob, read_nemo
+    from bertlab.tasks import check_evaluation
 
-    try:
-        gold = read_iob(args.conll)[0] if args.conll else read_nemo(args.text, args.labels)
-    except DataError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+    # Everything the user gave is checked before the model loads (~20 s).
+    inputs = [args.conll] if args.conll else [args.text, args.labels]
+    check_evaluation(args.model, "token_classification", inputs, args.out_dir, ("metrics.json", "predictions.conll"))
+    gold = read_iob(args.conll)[0] if args.conll else read_nemo(args.text, args.labels)
 
     from bertlab.predict import Predictor
     from bertlab.tasks import evaluate_ner
 
-    try:
-        predictor = Predictor.load(args.model, batch_size=args.batch_size)
-    except DataError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+    predictor = Predictor.load(args.model, batch_size=args.batch_size)
     evaluate_ner(predictor, gold, args.out_dir, source=str(args.conll or args.text), batch_size=args.batch_size)
     return 0
 

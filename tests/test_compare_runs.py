@@ -171,7 +171,7 @@ def test_no_runs(tmp_path: Path) -> None:
     with pytest.raises(NoRunsError, match="missing.*does not exist"):
         load_runs([tmp_path / "missing"])
     done = subprocess.run([sys.executable, str(SCRIPT), str(tmp_path)], capture_output=True, text=True, timeout=60)
-    assert done.returncode == 1 and str(tmp_path) in done.stderr and not done.stdout
+    assert done.returncode == 2 and str(tmp_path) in done.stderr and not done.stdout
 
 
 def test_help() -> None:

@@ -202,15 +202,15 @@ def test_cli_rejects_what_is_not_a_model(tmp_path):
     fake.write_text("not an archive")
     result = run_script(fake, stdin=b"text\n")
     stderr = result.stderr.decode()
-    assert result.returncode == 1 and "Traceback" not in stderr
+    assert result.returncode == 2 and "Traceback" not in stderr
     assert stderr.strip().splitlines()[-1] == f"error: {fake}: not a NeMo model: not a .nemo (tar) archive"
     missing = run_script(tmp_path / "nope.nemo", stdin=b"text\n")
-    assert missing.returncode == 1 and "no such model file" in missing.stderr.decode()
+    assert missing.returncode == 2 and "no such model file" in missing.stderr.decode()
 
 
 def test_cli_format_must_fit_the_task(tc_run):
     result = run_script(tc_run.nemo_path, "--format", "conll", stdin=b"text\n")
-    assert result.returncode == 1 and "not for text_classification" in result.stderr.decode()
+    assert result.returncode == 2 and "not for text_classification" in result.stderr.decode()
 
 
 def test_help_answers_without_nemo():

@@ -220,3 +220,27 @@ def test_archive_without_a_config_is_a_clear_error(tmp_path):
         archive.addfile(member, io.BytesIO(b""))
     with pytest.raises(DataError, match="empty.nemo: not a NeMo model: the archive has no model_config.yaml"):
         restore_model(path)
+
+
+def test_evaluation_inputs_are_checked_before_the_model_loads(tc_run, ner_run, tmp_path):
+    def evaluate(script, *args):
+        return subprocess.run([sys.executable, f"scripts/{script}", *map(str, args)], cwd=REPO, capture_output=True,
+                              text=True, timeout=120)
+
+    wrong_task = evaluate("evaluate_tc.py", ner_run.nemo_path, tc_run.log_dir / "predictions.tsv")
+    assert wrong_task.returncode == 2
+    assert wrong_task.stderr.splitlines()[-1].endswith("is a token_classification model; this script evaluates "
+                                                       "text_classification models")
+    # The run's own predictions.tsv as the input, its directory as --out-dir: refused, left as it was.
+    predictions = tc_run.log_dir / "predictions.tsv"
+    before = predictions.read_bytes()
+    clash = evaluate("evaluate_tc.py", tc_run.nemo_path, predictions, "--out-dir", tc_run.log_dir)
+    assert clash.returncode == 2 and "output would overwrite input" in clash.stderr
+    assert predictions.read_bytes() == before
+    conll = ner_run.log_dir / "predictions.conll"
+    clash = evaluate("evaluate_ner.py", ner_run.nemo_path, "--conll", conll, "--out-dir", ner_run.log_dir)
+    assert clash.returncode == 2 and "output would overwrite input" in clash.stderr
+    empty = tmp_path / "empty.tsv"
+    empty.write_text("")
+    assert evaluate("evaluate_tc.py", tc_run.nemo_path, empty).returncode == 2
+    assert evaluate("evaluate_tc.py", tc_run.nemo_path, empty, "--batch-size", "0").returncode == 2
