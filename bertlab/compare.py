@@ -17,7 +17,8 @@ from typing import NamedTuple
 
 import pandas as pd
 
-from bertlab.io import atomic_write
+from bertlab.io import UserError, atomic_write
+from bertlab.tasks import TASK_SPECS
 
 EVENTS_GLOB = "events.out.tfevents.*"
 TRAIN_LOSS = "train_loss"
@@ -31,14 +32,11 @@ class TaskMetrics:
     test: tuple[str, ...]   # the test scalars worth a column
 
 
-TASK_METRICS = {
-    "text_classification": TaskMetrics("val_macro_f1", ("test_macro_f1", "test_accuracy")),
-    "token_classification": TaskMetrics("val_entity_f1",
-                                        ("test_entity_f1", "test_entity_precision", "test_entity_recall")),
-}
+# From the task specs (bertlab.tasks), the one place a task's metrics are named.
+TASK_METRICS = {name: TaskMetrics(spec.monitor, spec.test_metrics) for name, spec in TASK_SPECS.items()}
 
 
-class NoRunsError(FileNotFoundError):
+class NoRunsError(UserError, FileNotFoundError):
     """No TensorBoard event files under the given paths (or none that the filter kept)."""
 
     def __init__(self, paths: Sequence[str | os.PathLike], qualifier: str = ""):

@@ -105,10 +105,15 @@ def show_text_classification(model, samples: list[str]) -> None:
 
 
 def check_token_classification(cfg: DictConfig) -> None:
+    from bertlab.data.iob import check_nemo_token_data
+
     data_dir = Path(cfg.model.dataset.data_dir)
     require_files({f"model.{split}.{kind}": str(data_dir / cfg.model[split][kind])
                    for split in ("train_ds", "validation_ds", "test_ds")
                    for kind in ("text_file", "labels_file")})
+    # Line counts, tokens vs tags, IOB2, and no dev/test tag that train lacks, with file:line.
+    check_nemo_token_data(data_dir, {split: (cfg.model[split].text_file, cfg.model[split].labels_file)
+                                     for split in ("train_ds", "validation_ds", "test_ds")}, train="train_ds")
 
 
 def evaluate_ner(model, gold: list[Sentence], out_dir: Path | None, source: str = "",
