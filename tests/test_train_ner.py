@@ -15,12 +15,12 @@ from bertlab.data.iob import read_conll, read_nemo
 from bertlab.train import train
 
 
-def tiny_ner_run(data_dir, exp_dir, overrides=()):
+def tiny_ner_run(data_dir, exp_dir, overrides=(), callbacks=()):
     cfg = compose_config("train_ner", list(overrides))
     with open_dict(cfg):
         cfg.data.dir = str(data_dir)
     with forbid_network():
-        return train(shrink(cfg, exp_dir, steps=8))
+        return train(shrink(cfg, exp_dir, steps=8), callbacks=callbacks)
 
 
 @pytest.fixture(scope="module")
@@ -118,4 +118,5 @@ def test_cheap_experiments_run(overrides, precision, tiny_ner, local_encoder_cop
     assert run.log_dir.parent.name == cfg.exp_manager.name
     record = (run.log_dir / "config.yaml").read_text()
     assert f"pretrained_model_name: {local_encoder_copy}" in record
-    assert f"precision: {precision}\n" in record
+    assert f"precision {precision.strip(chr(39))};" in record.splitlines()[0]  # the header states what ran
+    assert f"precision: {precision}\n" in (run.log_dir / "environment.yaml").read_text()
