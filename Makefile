@@ -8,8 +8,9 @@ NCBI_DISEASE_DIR ?= $(wildcard $(CURDIR)/../shared/datasets/ncbi-disease)
 export NCBI_DISEASE_DIR
 ARGS ?=
 DATA_ARGS ?=
+BENCH_ARGS ?=
 
-.PHONY: help install data tc ner benchmark test test-full compare tensorboard lint clean
+.PHONY: help install data tc ner benchmark bench-speed test test-full compare tensorboard lint clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -34,6 +35,9 @@ ner: install data  ## train, test and evaluate disease NER (CPU default)
 
 benchmark: install data  ## the NER accuracy/speed target: test entity F1 >= 0.80 within 30 min
 	$(BIN)/python scripts/benchmark_ner.py exp_manager.name=benchmark_ner $(ARGS)
+
+bench-speed: install  ## training speed vs stock NeMo and Hugging Face (BENCH_ARGS="--task tc --epochs 2")
+	$(BIN)/python scripts/benchmark_speed.py $(BENCH_ARGS)
 
 test: install  ## the test suite, tiny end-to-end training runs included (~3 min here)
 	$(BIN)/python -m pytest -m "not slow" $(ARGS)

@@ -68,6 +68,11 @@ class BucketBatchSampler(Sampler[list[int]]):
             batches = [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
         yield from batches
 
+    @property
+    def micro_batch_size(self) -> int:
+        """Where NeMo's LR scheduler looks for the batch size of a loader with a batch sampler."""
+        return self.batch_size
+
     def __len__(self) -> int:
         count = len(self.sampler)
         return count // self.batch_size if self.drop_last else -(-count // self.batch_size)
