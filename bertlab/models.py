@@ -11,7 +11,7 @@ What the subclasses change, and why:
   pinned memory on CUDA; NeMo pads NER batches to the longest sentence of the dataset.
 - The whole model is in train mode while it trains: ``from_pretrained`` leaves the encoder in
   eval mode and Lightning 2 keeps the mode it finds, so BERT's dropout was off.
-- No host-device sync per step: the train loss stays a device tensor that Lightning reads
+- No host-device sync and no NeMo type checks per step: the train loss stays a device tensor that Lightning reads
   every ``log_every_n_steps``, the learning rate is logged from the host, and validation
   predictions stay on the device until the epoch ends.
 - AdamW is fused on CUDA (one kernel for all parameters) unless fp16 loss scaling and
@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import torch
 from nemo.collections.nlp.models import TextClassificationModel, TokenClassificationModel
+from nemo.core.classes.common import typecheck
 
 from bertlab.metrics import classification_scores, entity_scores
 
@@ -67,6 +68,10 @@ class _EpochMetricsMixin:
         if hasattr(self.bert_model, "attn_implementation"):  # a Hugging Face BertModel
             set_attention(self.bert_model, cfg.get("attention", "sdpa"))
         if cfg.get("compile", False):
+            import torch._dynamo
+
+            # One graph per batch shape (a few widths x a few batch sizes per split).
+            torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 64)
             self.bert_model.compile(dynamic=False)  # in place: state_dict keys stay as they are
         self.train()  # from_pretrained() left the encoder in eval mode; Lightning keeps modes as found
 
@@ -98,7 +103,10 @@ class _EpochMetricsMixin:
     # --- training --------------------------------------------------------------------
 
     def training_step(self, batch, batch_idx):
-        loss, _ = self.batch_loss(batch)
+        # NeMo's neural-type checks cost Python time on every call (model, encoder, head,
+        # loss); the batches here are built by NeMo's own datasets, so the types are known.
+        with typecheck.disable_checks():
+            loss, _ = self.batch_loss(batch)
         # A device tensor: Lightning reads it every log_every_n_steps, not at every step.
         self.log("train_loss", loss.detach(), on_step=True, on_epoch=False)
         # A CPU tensor: stays on the host (a Python float would be copied to the device each step).
@@ -126,7 +134,8 @@ class _EpochMetricsMixin:
     # --- validation and test -----------------------------------------------------------
 
     def validation_step(self, batch, batch_idx, split="val"):
-        loss, logits = self.batch_loss(batch)
+        with typecheck.disable_checks():
+            loss, logits = self.batch_loss(batch)
         count = batch[0].shape[0]
         records = self._epoch_records.setdefault(split, {"loss": [], "count": [], "batches": []})
         records["loss"].append(loss.detach().float() * count)

@@ -44,3 +44,16 @@ def test_course_fp16_keys_on_gpu(tiny_ner, tmp_path):
     assert "precision: 16-mixed\n" in (run.log_dir / "environment.yaml").read_text()
     assert run.nemo_path.is_file()  # fp16 + clipping: AdamW not fused, no Lightning error
 
+
+
+def test_speed_benchmark_on_gpu(tmp_path):
+    from bertlab.bench_speed import main
+
+    out = tmp_path / "speed"
+    assert main(["--encoder", "tiny-random", "--device", "cuda", "--epochs", "2", "--max-train", "64",
+                 "--max-eval", "32", "--out-dir", str(out)]) == 0
+    report = json.loads((out / "speed.json").read_text())
+    assert report["spec"]["precision"] in ("bf16-mixed", "16-mixed")
+    for result in report["results"]:
+        assert result["memory_kind"] == "GPU" and result["gpu"] == torch.cuda.get_device_name()
+        assert len(result["epoch_s"]) == 2 and 0.0 <= result["f1"] <= 1.0
