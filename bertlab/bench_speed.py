@@ -133,9 +133,16 @@ def resolve_device(device: str | None, precision: str) -> tuple[str, str]:
 
 def run_pipeline(pipeline: str, spec: dict, out: Path, timeout: float | None = None) -> dict:
     """One pipeline in a fresh process; its result JSON (or the error)."""
+    import shutil
+
     spec_path, result_path, log_path = out / f"{pipeline}.spec.json", out / f"{pipeline}.json", out / f"{pipeline}.log"
+    # A fresh copy of the data each: NeMo writes caches and label statistics beside it.
+    data_dir = out / pipeline / "data"
+    shutil.rmtree(data_dir, ignore_errors=True)
+    shutil.copytree(spec["data_dir"], data_dir)
     with atomic_write(spec_path) as handle:
-        json.dump({**spec, "pipeline": pipeline, "work_dir": str(out / pipeline)}, handle, indent=2)
+        json.dump({**spec, "pipeline": pipeline, "work_dir": str(out / pipeline), "data_dir": str(data_dir)},
+                  handle, indent=2)
     command = [sys.executable, "-m", "bertlab.bench_speed_worker", str(spec_path), str(result_path)]
     print(f"  {pipeline}: training ({' '.join(command[1:3])} ...), log {log_path}", flush=True)
     with open(log_path, "w", encoding="utf-8") as log:
