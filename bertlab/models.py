@@ -11,9 +11,9 @@ What the subclasses change, and why:
   pinned memory on CUDA; NeMo pads NER batches to the longest sentence of the dataset.
 - The whole model is in train mode while it trains: ``from_pretrained`` leaves the encoder in
   eval mode and Lightning 2 keeps the mode it finds, so BERT's dropout was off.
-- No host-device sync and no NeMo type checks per step: the train loss stays a device tensor that Lightning reads
-  every ``log_every_n_steps``, the learning rate is logged from the host, and validation
-  predictions stay on the device until the epoch ends.
+- No host-device sync and no NeMo type checks per step: the train loss stays a device
+  tensor that Lightning reads every ``log_every_n_steps``, the learning rate is logged from
+  the host, and validation predictions stay on the device until the epoch ends.
 - AdamW is fused on CUDA (one kernel for all parameters) unless fp16 loss scaling and
   gradient clipping rule it out; ``model.compile=true`` compiles the encoder.
 - BERT's pooler is dropped: neither head reads it, and its unused parameters make plain
@@ -121,15 +121,12 @@ class _EpochMetricsMixin:
         return super().setup_optimization(optim_config=optim_config, optim_kwargs=optim_kwargs)
 
     def _fused_optimizer_ok(self) -> bool:
-        optim = self._cfg.get("optim") or {}
-        if optim.get("fused", None) is not None or optim.get("name") not in ("adam", "adamw"):
-            return False
-        if not all(p.is_cuda for p in self.parameters() if p.requires_grad):
-            return False
-        trainer = getattr(self, "_trainer", None)
-        # Fused Adam unscales fp16 gradients inside step(); Lightning then cannot clip them.
-        fp16_scaled = trainer is not None and str(trainer.precision) in ("16-mixed", "16")
-        return not (fp16_scaled and (trainer.gradient_clip_val or 0) > 0)
+        from bertlab.trainer import use_fused_adamw
+
+        optim, trainer = self._cfg.get("optim") or {}, getattr(self, "_trainer", None)
+        on_cuda = all(p.is_cuda for p in self.parameters() if p.requires_grad)
+        return use_fused_adamw(optim.get("name"), optim.get("fused", None), on_cuda,
+                               str(trainer.precision) if trainer else "32", trainer.gradient_clip_val if trainer else 0)
 
     # --- validation and test -----------------------------------------------------------
 

@@ -75,6 +75,16 @@ def trainer_kwargs(trainer_cfg: DictConfig) -> dict[str, Any]:
     return kwargs
 
 
+def use_fused_adamw(optimizer: str | None, fused: bool | None, on_cuda: bool, precision: str,
+                    gradient_clip_val: float | None) -> bool:
+    """Whether to ask torch for the fused (single-kernel) Adam/AdamW: on CUDA when
+    ``model.optim.fused`` is null, except with fp16 gradient scaling plus clipping, because a
+    fused optimizer unscales inside ``step()`` and Lightning then refuses to clip."""
+    if fused is not None or optimizer not in ("adam", "adamw") or not on_cuda:
+        return False
+    return not (precision in ("16-mixed", "16") and (gradient_clip_val or 0) > 0)
+
+
 def _version(package: str) -> str:
     from importlib.metadata import PackageNotFoundError, version
 

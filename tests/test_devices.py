@@ -51,6 +51,21 @@ def test_gpu_without_cuda_is_a_config_error(overrides, monkeypatch):
         trainer_kwargs(compose_config("train_ner", overrides).trainer)
 
 
+@pytest.mark.parametrize(("args", "fused"), [
+    (("adamw", None, True, "bf16-mixed", 1.0), True),
+    (("adamw", None, True, "32", 1.0), True),
+    (("adamw", None, True, "16-mixed", 0.0), True),
+    (("adamw", None, True, "16-mixed", 1.0), False),  # Lightning cannot clip after a fused unscale
+    (("adamw", None, False, "32", 1.0), False),       # CPU
+    (("adamw", False, True, "bf16-mixed", 1.0), False),  # model.optim.fused=false
+    (("sgd", None, True, "bf16-mixed", 1.0), False),
+])
+def test_fused_adamw_only_where_it_works(args, fused):
+    from bertlab.trainer import use_fused_adamw
+
+    assert use_fused_adamw(*args) is fused
+
+
 @pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="checks the message on a machine without CUDA")
 def test_train_script_with_trainer_gpu_without_cuda_prints_one_line(tiny_ner):
     result = subprocess.run([sys.executable, "scripts/train_ner.py", "trainer=gpu", f"data.dir={tiny_ner}"],
