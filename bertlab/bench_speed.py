@@ -11,7 +11,8 @@ same data, encoder, batch size, epochs, learning rate and precision:
 - ``hf``: Hugging Face ``Trainer`` with ``DataCollatorForTokenClassification`` /
   ``DataCollatorWithPadding`` and a linear schedule with the same warmup.
 
-Every pipeline validates once per epoch. Reported per pipeline: fit sentences/s, seconds
+Every pipeline validates once per epoch. Reported per pipeline: fit sentences/s, training
+sentences per CPU-second of the process over the epochs (robust on a shared CPU), seconds
 from process start to the first training step, first-epoch and later-epoch seconds (each
 epoch with its validation), peak GPU memory (RSS on CPU) and test entity F1 (NER) / macro
 F1 (TC). Torch and NeMo are imported only in the workers.
@@ -159,6 +160,7 @@ def _ratio(value: float | None, base: float | None) -> str:
 
 def table_rows(results: list[dict]) -> list[dict[str, str]]:
     speed = {r["pipeline"]: r.get("sentences_per_s") for r in results}
+    per_cpu = {r["pipeline"]: r.get("sentences_per_cpu_s") for r in results}
     rows = []
     for r in results:
         if "error" in r:
@@ -170,6 +172,9 @@ def table_rows(results: list[dict]) -> list[dict[str, str]]:
             "fit sent/s": f"{r['sentences_per_s']:.0f}",
             "vs nemo": _ratio(r["sentences_per_s"], speed.get("nemo")),
             "vs hf": _ratio(r["sentences_per_s"], speed.get("hf")),
+            "sent/CPU-s": f"{r['sentences_per_cpu_s']:.1f}",
+            "CPU vs nemo": _ratio(r["sentences_per_cpu_s"], per_cpu.get("nemo")),
+            "CPU vs hf": _ratio(r["sentences_per_cpu_s"], per_cpu.get("hf")),
             "first step s": f"{r['first_step_s']:.1f}",
             "epoch 1 s": f"{r['epoch_s'][0]:.1f}",
             "later epoch s": f"{r['later_epoch_s']:.1f}" if r["later_epoch_s"] else "",

@@ -25,13 +25,13 @@ def _check(report, table, f1_name):
     assert [r["pipeline"] for r in report["results"]] == list(PIPELINES)
     for result in report["results"]:
         assert "error" not in result, result
-        assert result["sentences_per_s"] > 0 and result["fit_s"] > 0
+        assert result["sentences_per_s"] > 0 and result["fit_s"] > 0 and result["sentences_per_cpu_s"] > 0
         assert len(result["epoch_s"]) == 2 and result["later_epoch_s"] == result["epoch_s"][1]
         assert 0 < result["first_step_s"] < result["fit_s"] + 300
         assert result["memory_kind"] == "RSS" and result["peak_memory_mb"] > 100
         assert result["f1_name"] == f1_name and 0.0 <= result["f1"] <= 1.0
     assert report["spec"]["counts"]["train"] == 48
-    assert table.splitlines()[2].startswith("| pipeline | fit s | fit sent/s | vs nemo | vs hf |")
+    assert table.splitlines()[2].startswith("| pipeline | fit s | fit sent/s | vs nemo | vs hf | sent/CPU-s |")
     assert len([line for line in table.splitlines() if line.startswith("| ")]) == 2 + len(PIPELINES)
 
 
