@@ -154,6 +154,10 @@ def run_pipeline(pipeline: str, spec: dict, out: Path, timeout: float | None = N
     return json.loads(result_path.read_text())
 
 
+def _number(value: float) -> str:
+    return f"{value:.0f}" if value >= 100 else f"{value:.3g}"
+
+
 def _ratio(value: float | None, base: float | None) -> str:
     return f"{value / base:.2f}x" if value and base else ""
 
@@ -169,10 +173,10 @@ def table_rows(results: list[dict]) -> list[dict[str, str]]:
         rows.append({
             "pipeline": r["pipeline"],
             "fit s": f"{r['fit_s']:.1f}",
-            "fit sent/s": f"{r['sentences_per_s']:.0f}",
+            "fit sent/s": _number(r["sentences_per_s"]),
             "vs nemo": _ratio(r["sentences_per_s"], speed.get("nemo")),
             "vs hf": _ratio(r["sentences_per_s"], speed.get("hf")),
-            "sent/CPU-s": f"{r['sentences_per_cpu_s']:.1f}",
+            "sent/CPU-s": _number(r["sentences_per_cpu_s"]),
             "CPU vs nemo": _ratio(r["sentences_per_cpu_s"], per_cpu.get("nemo")),
             "CPU vs hf": _ratio(r["sentences_per_cpu_s"], per_cpu.get("hf")),
             "first step s": f"{r['first_step_s']:.1f}",
