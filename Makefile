@@ -27,10 +27,10 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 data: install  ## build data/ncbi_tc3 and data/ncbi_ner from the NCBI Disease corpus
 	$(BIN)/python scripts/prepare_data.py $(DATA_ARGS)
 
-tc: install data  ## train, test and save the 3-class abstract classifier (CPU default)
+tc: install data  ## train, test and save the 3-class abstract classifier (on the GPU if there is one)
 	$(BIN)/python scripts/train_tc.py model.dataset.num_classes=3 $(ARGS)
 
-ner: install data  ## train, test and evaluate disease NER (CPU default)
+ner: install data  ## train, test and evaluate disease NER (on the GPU if there is one)
 	$(BIN)/python scripts/train_ner.py $(ARGS)
 
 benchmark: install data  ## the NER accuracy/speed target: test entity F1 >= 0.80 within 30 min
