@@ -114,7 +114,7 @@ def run_bertlab(spec: dict, clock: Clock) -> tuple[float, float]:
         f"model.train_ds.batch_size={spec['batch_size']}", f"model.optim.lr={spec['lr']}",
         f"model.dataset.max_seq_length={spec['max_seq_length']}", f"seed={spec['seed']}",
         f"model.language_model.pretrained_model_name={spec['encoder']}", f"data.dir={spec['data_dir']}",
-        f"exp_manager.exp_dir={spec['work_dir']}", "model.infer_samples=[]",
+        f"exp_manager.exp_dir={spec['work_dir']}",
     ]
     name = "train_ner" if spec["task"] == "ner" else "train_tc"
     if spec["task"] == "tc":
