@@ -10,8 +10,9 @@ ARGS ?=
 DATA_ARGS ?=
 MODEL ?=
 INPUT ?=
+BENCH_ARGS ?=
 
-.PHONY: help install data tc ner predict benchmark benchmark-predict test test-full compare tensorboard lint clean
+.PHONY: help install data tc ner predict benchmark benchmark-predict bench-speed test test-full compare tensorboard lint clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -28,10 +29,10 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 data: install  ## build data/ncbi_tc3 and data/ncbi_ner from the NCBI Disease corpus
 	$(BIN)/python scripts/prepare_data.py $(DATA_ARGS)
 
-tc: install data  ## train, test and save the 3-class abstract classifier (CPU default)
+tc: install data  ## train, test and save the 3-class abstract classifier (on the GPU if there is one)
 	$(BIN)/python scripts/train_tc.py model.dataset.num_classes=3 $(ARGS)
 
-ner: install data  ## train, test and evaluate disease NER (CPU default)
+ner: install data  ## train, test and evaluate disease NER (on the GPU if there is one)
 	$(BIN)/python scripts/train_ner.py $(ARGS)
 
 predict: install  ## classify or tag new text: make predict MODEL=x.nemo INPUT=texts.txt [ARGS="--format conll"]
@@ -40,6 +41,9 @@ predict: install  ## classify or tag new text: make predict MODEL=x.nemo INPUT=t
 
 benchmark: install data  ## the NER accuracy/speed target: test entity F1 >= 0.80 within 30 min
 	$(BIN)/python scripts/benchmark_ner.py exp_manager.name=benchmark_ner $(ARGS)
+
+bench-speed: install  ## training speed vs stock NeMo and Hugging Face (BENCH_ARGS="--task tc --epochs 2")
+	$(BIN)/python scripts/benchmark_speed.py $(BENCH_ARGS)
 
 test: install  ## the test suite, tiny end-to-end training runs included (~3 min here)
 	$(BIN)/python -m pytest -m "not slow" $(ARGS)

@@ -21,9 +21,14 @@ def run_benchmark(cfg: DictConfig, metric: str, target: float, max_fit_minutes: 
     total_minutes = (time.perf_counter() - started) / 60
     fit_minutes = result.fit_seconds / 60
     passed = result.metrics.get(metric, 0.0) >= target and fit_minutes <= max_fit_minutes
+    from omegaconf import OmegaConf
+
+    ran = OmegaConf.load(result.log_dir / "environment.yaml")  # the device and precision that ran
+    device = ran.device.get("gpu") or ran.trainer.accelerator
     report = {
         "run": str(result.log_dir),
-        "machine": f"{platform.machine()}, {_cpu_count()} CPU cores, device={cfg.trainer.accelerator}",
+        "machine": f"{platform.machine()}, {_cpu_count()} CPU cores, device={device}, "
+                   f"precision={ran.trainer.precision}",
         "metrics": result.metrics,
         "fit_minutes": round(fit_minutes, 2),
         "total_minutes": round(total_minutes, 2),

@@ -6,8 +6,16 @@ What the subclasses change, and why:
 - Validation and test metrics are computed once per epoch from all predictions, gathered
   across DDP ranks, and logged under split-prefixed names (``val_macro_f1``,
   ``val_entity_f1``; stock NeMo logs token-level ``f1`` for both splits under one name).
-- NER batches are cut to their longest row (``model.dataset.dynamic_padding``); NeMo pads
-  every batch to the longest sentence of the dataset.
+- Training batches come in length buckets padded to multiples of 16 (``bertlab.batching``;
+  ``model.dataset.length_buckets``, ``pad_to_multiple_of``, NER's ``dynamic_padding``), from
+  pinned memory on CUDA; NeMo pads NER batches to the longest sentence of the dataset.
+- The whole model is in train mode while it trains: ``from_pretrained`` leaves the encoder in
+  eval mode and Lightning 2 keeps the mode it finds, so BERT's dropout was off.
+- No host-device sync and no NeMo type checks per step: the train loss stays a device
+  tensor that Lightning reads every ``log_every_n_steps``, the learning rate is logged from
+  the host, and validation predictions stay on the device until the epoch ends.
+- AdamW is fused on CUDA (one kernel for all parameters) unless fp16 loss scaling and
+  gradient clipping rule it out; ``model.compile=true`` compiles the encoder.
 - Saved ``.nemo`` files are portable: the embedded encoder is stored as a marker, not
   as this machine's path (prediction lives in :mod:`bertlab.predict`).
 - BERT's pooler is dropped: neither head reads it, and its unused parameters make plain
@@ -18,6 +26,7 @@ from __future__ import annotations
 
 import torch
 from nemo.collections.nlp.models import TextClassificationModel, TokenClassificationModel
+from nemo.core.classes.common import typecheck
 
 from bertlab.metrics import classification_scores, entity_scores
 
@@ -31,8 +40,26 @@ def _gather(items: list) -> list:
     return [item for rank_items in gathered for item in rank_items]
 
 
+def set_attention(encoder, implementation: str) -> None:
+    """Select a Hugging Face BERT's self-attention kernel in place: ``sdpa`` (PyTorch's fused
+    scaled_dot_product_attention) or ``eager`` (matmul + softmax). ``from_pretrained`` picks
+    SDPA, but NeMo builds the encoder from its config when it restores a ``.nemo``, and that
+    path gets eager attention; both classes hold the same parameters."""
+    from transformers.models.bert import modeling_bert
+
+    attention_class = modeling_bert.BERT_SELF_ATTENTION_CLASSES[implementation]
+    for module in encoder.modules():
+        if isinstance(module, modeling_bert.BertAttention) and type(module.self) is not attention_class:
+            module.self.__class__ = attention_class
+            module.self.dropout_prob = encoder.config.attention_probs_dropout_prob  # read by the SDPA class
+            module.self.require_contiguous_qkv = False  # torch >= 2.2
+    encoder.config._attn_implementation = implementation
+    encoder.attn_implementation = implementation  # BertModel picks its mask format by this
+
+
 class _EpochMetricsMixin:
-    """Collects (loss, gold, pred) per step and logs ``{split}_*`` metrics per epoch."""
+    """Shared training behaviour (see the module docstring); collects (loss, gold, pred) per
+    validation step on the device and logs ``{split}_*`` metrics per epoch."""
 
     def __init__(self, cfg, trainer=None):
         super().__init__(cfg=cfg, trainer=trainer)
@@ -40,18 +67,96 @@ class _EpochMetricsMixin:
         if getattr(self.bert_model, "pooler", None) is not None:
             self.bert_model.pooler = None
         self._epoch_records: dict[str, dict[str, list]] = {}
+        if hasattr(self.bert_model, "attn_implementation"):  # a Hugging Face BertModel
+            set_attention(self.bert_model, cfg.get("attention", "sdpa"))
+        if cfg.get("compile", False):
+            import torch._dynamo
 
-    def _record(self, split: str, loss: torch.Tensor, gold: list, pred: list) -> None:
-        records = self._epoch_records.setdefault(split, {"loss": [], "gold": [], "pred": []})
-        records["loss"].append((float(loss), len(gold)))
-        records["gold"].extend(gold)
-        records["pred"].extend(pred)
+            # One graph per batch shape (a few widths x a few batch sizes per split).
+            torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 64)
+            self.bert_model.compile(dynamic=False)  # in place: state_dict keys stay as they are
+        self.train()  # from_pretrained() left the encoder in eval mode; Lightning keeps modes as found
+
+    def on_train_start(self):
+        self.train()  # e.g. after a restore, which leaves the model in eval mode
+
+    # --- data ------------------------------------------------------------------------
+
+    def _on_cuda(self) -> bool:
+        from lightning.pytorch.accelerators import CUDAAccelerator
+
+        trainer = getattr(self, "_trainer", None)
+        return trainer is not None and isinstance(trainer.accelerator, CUDAAccelerator)
+
+    def _fast_loader(self, loader, split_cfg, static_padding: bool = False):
+        """NeMo's loader in length buckets padded to multiples of ``pad_to_multiple_of``."""
+        from bertlab.batching import fast_loader
+
+        dataset_cfg = self._cfg.dataset
+        pin = split_cfg.get("pin_memory", dataset_cfg.get("pin_memory"))
+        pin = self._on_cuda() if pin is None else bool(pin)
+        if static_padding:
+            loader.pin_memory = pin  # NeMo's own loader, unchanged but for pinning
+            return loader
+        return fast_loader(loader, shuffle=split_cfg.shuffle, multiple=dataset_cfg.get("pad_to_multiple_of", 16),
+                           buckets=dataset_cfg.get("length_buckets", True), pin_memory=pin,
+                           pad_id=self.tokenizer.pad_id or 0, max_width=dataset_cfg.max_seq_length)
+
+    # --- training --------------------------------------------------------------------
+
+    def training_step(self, batch, batch_idx):
+        # NeMo's neural-type checks cost Python time on every call (model, encoder, head,
+        # loss); the batches here are built by NeMo's own datasets, so the types are known.
+        with typecheck.disable_checks():
+            loss, _ = self.batch_loss(batch)
+        # A device tensor: Lightning reads it every log_every_n_steps, not at every step.
+        self.log("train_loss", loss.detach(), on_step=True, on_epoch=False)
+        # A CPU tensor: stays on the host (a Python float would be copied to the device each step).
+        self.log("lr", torch.tensor(self._optimizer.param_groups[0]["lr"]), on_step=True, on_epoch=False)
+        return loss
+
+    def setup_optimization(self, optim_config=None, optim_kwargs=None):
+        """NeMo's optimizer setup, with AdamW fused on CUDA when ``model.optim.fused`` is null."""
+        optim_kwargs = dict(optim_kwargs or {})
+        if self._fused_optimizer_ok():
+            optim_kwargs.setdefault("fused", True)
+        return super().setup_optimization(optim_config=optim_config, optim_kwargs=optim_kwargs)
+
+    def _fused_optimizer_ok(self) -> bool:
+        from bertlab.trainer import use_fused_adamw
+
+        optim, trainer = self._cfg.get("optim") or {}, getattr(self, "_trainer", None)
+        on_cuda = all(p.is_cuda for p in self.parameters() if p.requires_grad)
+        return use_fused_adamw(optim.get("name"), optim.get("fused", None), on_cuda,
+                               str(trainer.precision) if trainer else "32", trainer.gradient_clip_val if trainer else 0)
+
+    # --- validation and test -----------------------------------------------------------
+
+    def validation_step(self, batch, batch_idx, split="val"):
+        with typecheck.disable_checks():
+            loss, logits = self.batch_loss(batch)
+        count = batch[0].shape[0]
+        records = self._epoch_records.setdefault(split, {"loss": [], "count": [], "batches": []})
+        records["loss"].append(loss.detach().float() * count)
+        records["count"].append(count)
+        records["batches"].append(self.step_outputs(batch, logits))
+        return loss
+
+    def test_step(self, batch, batch_idx):
+        return self.validation_step(batch, batch_idx, split="test")
 
     def _log_epoch(self, split: str) -> dict[str, float]:
-        records = self._epoch_records.pop(split, {"loss": [], "gold": [], "pred": []})
-        losses, gold, pred = _gather(records["loss"]), _gather(records["gold"]), _gather(records["pred"])
+        records = self._epoch_records.pop(split, {"loss": [], "count": [], "batches": []})
+        gold, pred = [], []
+        for outputs in records["batches"]:  # one device-to-host copy per batch, at epoch end
+            batch_gold, batch_pred = self.decode(*(t.cpu() for t in outputs))
+            gold.extend(batch_gold)
+            pred.extend(batch_pred)
+        loss_sum = float(torch.stack(records["loss"]).sum()) if records["loss"] else 0.0
+        losses = _gather([(loss_sum, sum(records["count"]))])
+        gold, pred = _gather(gold), _gather(pred)
         count = sum(n for _, n in losses) or 1
-        metrics = {"loss": sum(loss * n for loss, n in losses) / count, **self.epoch_metrics(gold, pred)}
+        metrics = {"loss": sum(loss for loss, _ in losses) / count, **self.epoch_metrics(gold, pred)}
         named = {f"{split}_{name}": float(value) for name, value in metrics.items()}
         # Values are already global (gathered), so no sync_dist reduction is needed.
         self.log_dict(named, prog_bar=False, rank_zero_only=False)
@@ -85,9 +190,6 @@ class _EpochMetricsMixin:
         finally:
             self.bert_model.name_or_path = name
 
-    def test_step(self, batch, batch_idx):
-        return self.validation_step(batch, batch_idx, split="test")
-
     def on_validation_epoch_end(self):
         self._log_epoch("val")
 
@@ -107,24 +209,27 @@ class TextClassifier(_EpochMetricsMixin, TextClassificationModel):
         scores = classification_scores(gold, pred, self.class_names)
         return {"accuracy": scores["accuracy"], "macro_f1": scores["macro_f1"], "f1": scores["micro_f1"]}
 
-    def validation_step(self, batch, batch_idx, split="val"):
+    def _setup_dataloader_from_config(self, cfg):
+        return self._fast_loader(super()._setup_dataloader_from_config(cfg), cfg)
+
+    def batch_loss(self, batch):
         input_ids, input_type_ids, input_mask, labels = batch
         logits = self.forward(input_ids=input_ids, token_type_ids=input_type_ids, attention_mask=input_mask)
-        loss = self.loss(logits=logits, labels=labels)
-        self._record(split, loss, labels.tolist(), logits.argmax(dim=-1).tolist())
-        return loss
+        return self.loss(logits=logits, labels=labels), logits
+
+    def step_outputs(self, batch, logits):
+        return batch[3], logits.argmax(dim=-1)
+
+    def decode(self, gold, pred):
+        return gold.tolist(), pred.tolist()
 
 
 class TokenClassifier(_EpochMetricsMixin, TokenClassificationModel):
     """Token classification (NER); epoch metrics: exact-match entity P/R/F1 (seqeval)."""
 
     def _setup_dataloader_from_config(self, cfg):
-        from bertlab.batching import with_dynamic_padding
-
-        loader = super()._setup_dataloader_from_config(cfg)
-        if self._cfg.dataset.get("dynamic_padding", True):
-            loader = with_dynamic_padding(loader, shuffle=cfg.shuffle)
-        return loader
+        static = not self._cfg.dataset.get("dynamic_padding", True)  # NeMo's own batches, for comparison
+        return self._fast_loader(super()._setup_dataloader_from_config(cfg), cfg, static_padding=static)
 
     @property
     def id_to_label(self) -> dict[int, str]:
@@ -135,15 +240,18 @@ class TokenClassifier(_EpochMetricsMixin, TokenClassificationModel):
         return {"entity_precision": scores["precision"], "entity_recall": scores["recall"],
                 "entity_f1": scores["f1"]}
 
-    def validation_step(self, batch, batch_idx, split="val"):
+    def batch_loss(self, batch):
         input_ids, input_type_ids, input_mask, subtokens_mask, loss_mask, labels = batch
         logits = self(input_ids=input_ids, token_type_ids=input_type_ids, attention_mask=input_mask)
-        loss = self.loss(logits=logits, labels=labels, loss_mask=loss_mask)
+        return self.loss(logits=logits, labels=labels, loss_mask=loss_mask), logits
+
+    def step_outputs(self, batch, logits):
         # One tag per word: the first subtoken of each word carries its label.
-        words = subtokens_mask > 0.5
+        return batch[5], logits.argmax(dim=-1), batch[3] > 0.5
+
+    def decode(self, golds, preds, words):
         names = self.id_to_label
-        preds, golds = logits.argmax(dim=-1), labels
-        gold = [[names[i] for i in golds[row][words[row]].tolist()] for row in range(len(labels))]
-        pred = [[names[i] for i in preds[row][words[row]].tolist()] for row in range(len(labels))]
-        self._record(split, loss, gold, pred)
-        return loss
+        gold = [[names[i] for i in golds[row][words[row]].tolist()] for row in range(len(golds))]
+        pred = [[names[i] for i in preds[row][words[row]].tolist()] for row in range(len(golds))]
+        return gold, pred
+

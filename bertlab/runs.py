@@ -15,25 +15,35 @@ HPARAM_KEYS = ("task", "seed", "encoder.name", "trainer", "model.optim", "model.
                "model.train_ds.batch_size", "model.language_model.pretrained_model_name")
 
 
-def flat_hparams(cfg: DictConfig) -> dict[str, int | float | str | bool]:
+Scalar = int | float | str | bool
+
+
+def _visit(flat: dict[str, Scalar], prefix: str, node) -> None:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            _visit(flat, f"{prefix}.{key}" if prefix else str(key), value)
+    elif isinstance(node, (bool, int, float, str)):
+        flat[prefix] = node
+    else:
+        flat[prefix] = str(node)
+
+
+def flat_hparams(cfg: DictConfig) -> dict[str, Scalar]:
     """Scalar hyperparameters as ``dotted.key: value`` (lists and nulls as strings)."""
-    flat: dict[str, int | float | str | bool] = {}
-
-    def visit(prefix: str, node) -> None:
-        if isinstance(node, dict):
-            for key, value in node.items():
-                visit(f"{prefix}.{key}" if prefix else str(key), value)
-        elif isinstance(node, (bool, int, float, str)):
-            flat[prefix] = node
-        else:
-            flat[prefix] = str(node)
-
+    flat: dict[str, Scalar] = {}
     for key in HPARAM_KEYS:
         value = OmegaConf.select(cfg, key, default=None)
         if isinstance(value, DictConfig):
             value = OmegaConf.to_container(value, resolve=True)
         if value is not None:
-            visit(key, value)
+            _visit(flat, key, value)
+    return flat
+
+
+def flat_environment(environment: dict) -> dict[str, Scalar]:
+    """The run environment (``bertlab.trainer.run_environment``) as ``environment.dotted.key``."""
+    flat: dict[str, Scalar] = {}
+    _visit(flat, "environment", environment)
     return flat
 
 

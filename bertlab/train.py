@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, OmegaConf
 
 from bertlab.config import ConfigError, check_types, register_resolvers, require_values
 from bertlab.encoders import check_tokenizer_casing, go_offline_if_local
@@ -36,31 +36,31 @@ class RunResult:
     best_val: float | None = None   # the best score of the monitored validation metric
 
 
-def train(cfg: DictConfig) -> RunResult:
+def train(cfg: DictConfig, callbacks: tuple = ()) -> RunResult:
+    """Train, test and save one model; ``callbacks`` are extra Lightning callbacks (the speed
+    benchmark times epochs with one)."""
     register_resolvers()
     require_values(cfg)
     check_types(cfg)
     task = TASKS[cfg.task]
     task.check(cfg)  # data files and labels, before the 20 s NeMo import
     go_offline_if_local(cfg.model.language_model.pretrained_model_name)
+    from bertlab.trainer import run_environment, trainer_kwargs
+
+    kwargs = trainer_kwargs(cfg.trainer)  # ConfigError before the NeMo import; cfg stays as composed
 
     import lightning.pytorch as pl
-
-    from bertlab.trainer import trainer_kwargs
 
     print_lightning_once()
     quiet_nemo(cfg.get("verbose", False))
     pl.seed_everything(cfg.seed, workers=True)
-    kwargs = trainer_kwargs(cfg.trainer)
-    with open_dict(cfg):  # the run record shows what ran: Lightning 1.x keys translated, precision per device
-        cfg.trainer.update({key: kwargs[key] for key in ("accelerator", "devices", "precision")},
-                           amp_level=None, gpus=None)
-    trainer = pl.Trainer(**kwargs)
+    trainer = pl.Trainer(**kwargs, callbacks=list(callbacks))
     log_dir = _exp_manager(trainer, exp_manager_config(cfg, trainer.global_rank))
     setup_run_logging(log_dir if trainer.is_global_zero else None)
     checkpoint = _add_callbacks(trainer, cfg.exp_manager, log_dir)
+    environment = run_environment(kwargs)
     if trainer.is_global_zero:
-        save_run_record(log_dir, cfg)
+        save_run_record(log_dir, cfg, environment)
 
     model = task.model_class(cfg.model, trainer=trainer)
     check_tokenizer_casing(model.tokenizer, cfg.encoder.cased)
@@ -81,7 +81,7 @@ def train(cfg: DictConfig) -> RunResult:
         result.metrics = task.evaluate(model, cfg, log_dir if rank_zero else None)
         task.show_inference(model, cfg)
     if rank_zero:
-        _log_test_metrics(trainer, cfg, result.metrics)
+        _log_test_metrics(trainer, cfg, environment, result.metrics)
         result.nemo_path = Path(cfg.model.nemo_path or log_dir / f"{cfg.exp_manager.name}.nemo")
         save_model(model, result.nemo_path)
         log.info("saved %s", result.nemo_path)
@@ -138,23 +138,33 @@ def _load_best_weights(model, checkpoint) -> None:
              state["global_step"], path)
 
 
-def save_run_record(log_dir: Path, cfg: DictConfig) -> None:
-    """The composed config and the command line, next to exp_manager's git-info.log."""
+def save_run_record(log_dir: Path, cfg: DictConfig, environment: dict | None = None) -> None:
+    """The composed config, the command line and (``environment.yaml``) the effective device,
+    precision and library versions, next to exp_manager's git-info.log."""
     log_dir.mkdir(parents=True, exist_ok=True)
     with atomic_write(log_dir / "config.yaml") as handle:
+        if environment is not None:
+            ran = environment["trainer"]
+            where = environment["device"].get("gpu") or environment["device"]["cpu"]
+            handle.write(f"# ran on {ran['accelerator']} ({where}), precision {ran['precision']}; "
+                         "see environment.yaml\n")
         handle.write(OmegaConf.to_yaml(cfg, resolve=True))
+    if environment is not None:
+        with atomic_write(log_dir / "environment.yaml") as handle:
+            handle.write(OmegaConf.to_yaml(OmegaConf.create(environment)))
     with atomic_write(log_dir / "command.txt") as handle:
         handle.write(shlex.join([sys.executable, *sys.argv]) + "\n")
 
 
-def _log_test_metrics(trainer, cfg: DictConfig, metrics: dict) -> None:
-    """Test scalars at the last step, and the run's hyperparameters in TensorBoard's hparams
-    view with those test scalars as its metric columns (the run's latest hparams entry, so it
-    replaces the model config NeMo logs at the start). Lightning's ``log_hyperparams(params,
-    metrics)`` would also log each metric again as a one-point ``hparam/*`` scalar card."""
+def _log_test_metrics(trainer, cfg: DictConfig, environment: dict, metrics: dict) -> None:
+    """Test scalars at the last step, and the run's hyperparameters (with the effective device,
+    precision and versions under ``environment.*``) in TensorBoard's hparams view, with those
+    test scalars as its metric columns (the run's latest hparams entry, so it replaces the
+    model config NeMo logs at the start). Lightning's ``log_hyperparams(params, metrics)``
+    would also log each metric again as a one-point ``hparam/*`` scalar card."""
     from torch.utils.tensorboard.summary import hparams
 
-    from bertlab.runs import flat_hparams
+    from bertlab.runs import flat_environment, flat_hparams
 
     logger = trainer.logger
     if logger is None:
@@ -162,6 +172,6 @@ def _log_test_metrics(trainer, cfg: DictConfig, metrics: dict) -> None:
     scalars = {f"test_{k}": v for k, v in metrics.items() if isinstance(v, (int, float))}
     logger.log_metrics(scalars, step=trainer.global_step)
     writer = logger.experiment.file_writer
-    for summary in hparams(flat_hparams(cfg), scalars):
+    for summary in hparams({**flat_hparams(cfg), **flat_environment(environment)}, scalars):
         writer.add_summary(summary)
     logger.save()

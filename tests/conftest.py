@@ -80,15 +80,15 @@ def tc_config(data_dir, exp_dir, overrides=()) -> DictConfig:
     return shrink(cfg, exp_dir)
 
 
-def tiny_ner_run(data_dir, exp_dir, overrides=()):
-    """A few NER training steps on ``data_dir``, offline."""
+def tiny_ner_run(data_dir, exp_dir, overrides=(), callbacks=()):
+    """A few NER training steps on ``data_dir``, offline (``callbacks``: extra Lightning callbacks)."""
     from bertlab.train import train
 
     cfg = compose_config("train_ner", list(overrides))
     with open_dict(cfg):
         cfg.data.dir = str(data_dir)
     with forbid_network():
-        return train(shrink(cfg, exp_dir, steps=8))
+        return train(shrink(cfg, exp_dir, steps=8), callbacks=callbacks)
 
 
 @pytest.fixture(scope="session")

@@ -26,14 +26,15 @@ COURSE_OVERRIDES = [
 
 
 @pytest.mark.parametrize("task", TASKS)
-def test_default_uses_embedded_encoder_on_cpu(task):
+def test_default_uses_embedded_encoder_and_picks_the_device(task):
     cfg = compose_config(task)
     assert cfg.model.language_model.pretrained_model_name == embedded_encoder_path()
     assert cfg.model.tokenizer.tokenizer_name == cfg.model.language_model.pretrained_model_name
-    assert cfg.trainer.accelerator == "cpu"
+    assert (cfg.trainer.accelerator, cfg.trainer.precision) == ("auto", "auto")  # bertlab/trainer.py resolves
 
 
-def test_course_overrides_are_accepted():
+def test_course_overrides_are_accepted(monkeypatch):
+    monkeypatch.setattr("bertlab.trainer._cuda_available", lambda: True)  # the course ran on a GPU
     cfg = compose_config("train_tc", COURSE_OVERRIDES)
     assert cfg.model.infer_samples == ["first text", "second text"]
     assert cfg.model.optim.lr == 5e-5 and cfg.model.dataset.max_seq_length == 128
@@ -51,7 +52,8 @@ def test_course_overrides_are_accepted():
     ({"gpus": 0}, {"accelerator": "cpu", "devices": 1}),
     ({"gpus": 2, "precision": 16}, {"accelerator": "gpu", "devices": 2, "precision": "16-mixed"}),
 ])
-def test_lightning1_keys_are_translated(overrides, expected):
+def test_lightning1_keys_are_translated(overrides, expected, monkeypatch):
+    monkeypatch.setattr("bertlab.trainer._cuda_available", lambda: "gpus" in overrides and overrides["gpus"] > 0)
     trainer = compose_config("train_tc").trainer
     trainer.update(overrides)
     kwargs = trainer_kwargs(trainer)

@@ -1,4 +1,5 @@
-"""CUDA runs: fp16 mixed precision on one GPU. Skipped on machines without a GPU."""
+"""CUDA runs: the default trainer picks the GPU with bf16 (or fp16) mixed precision; the
+course's fp16 keys still work. Skipped on machines without a GPU."""
 
 from __future__ import annotations
 
@@ -6,7 +7,9 @@ import json
 
 import pytest
 import torch
-from test_train_ner import tiny_ner_run
+import yaml
+from conftest import tiny_ner_run
+from lightning.pytorch.callbacks import Callback
 
 pytestmark = [
     pytest.mark.gpu,
@@ -14,13 +17,43 @@ pytestmark = [
 ]
 
 
-def test_ner_trains_on_gpu_with_fp16_mixed_precision(tiny_ner, tmp_path):
-    run = tiny_ner_run(tiny_ner, tmp_path, ["trainer=gpu"])
-    config = (run.log_dir / "config.yaml").read_text()
-    assert "accelerator: gpu" in config and "precision: 16-mixed" in config
+def test_default_trainer_trains_ner_on_the_gpu_with_mixed_precision(tiny_ner, tmp_path):
+    run = tiny_ner_run(tiny_ner, tmp_path)
+    environment = yaml.safe_load((run.log_dir / "environment.yaml").read_text())
+    expected = "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
+    assert environment["trainer"]["accelerator"] == "gpu" and environment["trainer"]["precision"] == expected
+    assert environment["device"]["gpu"] == torch.cuda.get_device_name()
     assert json.loads((run.log_dir / "metrics.json").read_text())["entity"]["support"] > 0
 
 
-def test_course_amp_level_maps_to_fp16_on_gpu(tiny_ner, tmp_path):
-    run = tiny_ner_run(tiny_ner, tmp_path, ["trainer=gpu", "trainer.precision=32", "trainer.amp_level=O1"])
+def test_fused_adamw_and_pinned_batches_on_gpu(tiny_ner, tmp_path):
+    seen = {}
+
+    class Probe(Callback):
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+            seen.setdefault("optimizer", trainer.optimizers[0].defaults.get("fused"))
+            seen.setdefault("device", batch[0].device.type)
+
+    run = tiny_ner_run(tiny_ner, tmp_path, ["trainer=gpu", "trainer.precision=bf16-mixed"], callbacks=(Probe(),))
     assert run.nemo_path.is_file()
+    assert seen == {"optimizer": True, "device": "cuda"}
+
+
+def test_course_fp16_keys_on_gpu(tiny_ner, tmp_path):
+    run = tiny_ner_run(tiny_ner, tmp_path, ["trainer.gpus=1", "trainer.precision=16", "trainer.amp_level=O1"])
+    assert "precision: 16-mixed\n" in (run.log_dir / "environment.yaml").read_text()
+    assert run.nemo_path.is_file()  # fp16 + clipping: AdamW not fused, no Lightning error
+
+
+
+def test_speed_benchmark_on_gpu(tmp_path):
+    from bertlab.bench_speed import main
+
+    out = tmp_path / "speed"
+    assert main(["--encoder", "tiny-random", "--device", "cuda", "--epochs", "2", "--max-train", "64",
+                 "--max-eval", "32", "--out-dir", str(out)]) == 0
+    report = json.loads((out / "speed.json").read_text())
+    assert report["spec"]["precision"] in ("bf16-mixed", "16-mixed")
+    for result in report["results"]:
+        assert result["memory_kind"] == "GPU" and result["gpu"] == torch.cuda.get_device_name()
+        assert len(result["epoch_s"]) == 2 and 0.0 <= result["f1"] <= 1.0

@@ -105,4 +105,5 @@ def test_cheap_experiments_run(overrides, precision, tiny_ner, local_encoder_cop
     assert run.log_dir.parent.name == cfg.exp_manager.name
     record = (run.log_dir / "config.yaml").read_text()
     assert f"pretrained_model_name: {local_encoder_copy}" in record
-    assert f"precision: {precision}\n" in record
+    assert f"precision {precision.strip(chr(39))};" in record.splitlines()[0]  # the header states what ran
+    assert f"precision: {precision}\n" in (run.log_dir / "environment.yaml").read_text()

@@ -1,0 +1,296 @@
+"""One pipeline of the speed benchmark, in its own process (see bertlab/bench_speed.py).
+
+  python -m bertlab.bench_speed_worker SPEC.json RESULT.json
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import sys
+import time
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+from bertlab.bench_speed import REPO, later_epoch_seconds
+from bertlab.io import atomic_write
+
+LABEL_NAMES = ["cancer", "neurological disorder", "other"]
+# Keys bertlab adds to NeMo's model configs; stock NeMo gets its own keys only.
+BERTLAB_MODEL_KEYS = ("nemo_path", "class_names", "attention", "compile")
+BERTLAB_DATASET_KEYS = ("dynamic_padding", "length_buckets", "pad_to_multiple_of")
+
+
+class Clock:
+    """Wall-clock marks of a fit: first training step, epoch starts, end (GPU work drained)."""
+
+    def __init__(self, cuda: bool):
+        self.cuda, self.first_step, self.epoch_starts, self.end = cuda, None, [], None
+        # CPU seconds of this process over the epochs: on a shared CPU, wall time measures the
+        # neighbours too, CPU time mostly the work done.
+        self.cpu_start = self.cpu_end = 0.0
+
+    def now(self) -> float:
+        if self.cuda:
+            import torch
+
+            torch.cuda.synchronize()
+        return time.time()
+
+    def step(self) -> None:
+        if self.first_step is None:
+            self.first_step = time.time()
+
+    def epoch(self) -> None:
+        self.epoch_starts.append(self.now())
+        if len(self.epoch_starts) == 1:
+            self.cpu_start = time.process_time()
+
+    def finish(self) -> None:
+        self.end = self.now()
+        self.cpu_end = time.process_time()
+
+    def epoch_seconds(self) -> list[float]:
+        # An epoch runs from its start to the next one's: its validation included, in every pipeline.
+        bounds = [*self.epoch_starts, self.end]
+        return [b - a for a, b in zip(bounds, bounds[1:])]
+
+
+def lightning_clock(clock: Clock):
+    from lightning.pytorch.callbacks import Callback
+
+    class ClockCallback(Callback):
+        def on_train_epoch_start(self, trainer, pl_module):
+            clock.epoch()
+
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+            clock.step()
+
+        def on_train_end(self, trainer, pl_module):
+            clock.finish()
+
+    return ClockCallback()
+
+
+def _split_files(spec: dict, split: str) -> tuple[Path, Path]:
+    data = Path(spec["data_dir"])
+    return data / f"text_{split}.txt", data / f"labels_{split}.txt"
+
+
+def _test_items(spec: dict):
+    """NER: gold sentences; TC: (texts, labels)."""
+    if spec["task"] == "ner":
+        from bertlab.data.iob import read_nemo
+
+        return read_nemo(*_split_files(spec, "test"))
+    from bertlab.data.tsv import read_labeled_tsv
+
+    rows = read_labeled_tsv(Path(spec["data_dir"]) / "test_nemo_format.tsv").rows
+    return [t for t, _ in rows], [label for _, label in rows]
+
+
+def _score(spec: dict, gold, pred) -> float:
+    from bertlab.metrics import classification_scores, entity_scores
+
+    if spec["task"] == "ner":
+        return entity_scores(gold, pred)["f1"]
+    return classification_scores(gold, pred, LABEL_NAMES)["macro_f1"]
+
+
+# --- bertlab --------------------------------------------------------------------------
+
+
+def run_bertlab(spec: dict, clock: Clock) -> tuple[float, float]:
+    from hydra import compose, initialize_config_dir
+
+    from bertlab.config import register_resolvers
+    from bertlab.train import train
+
+    register_resolvers()
+    overrides = [
+        f"trainer={'gpu' if spec['device'] == 'cuda' else 'cpu'}", f"trainer.precision={spec['precision']}",
+        f"trainer.max_epochs={spec['epochs']}", "trainer.enable_progress_bar=false",
+        f"model.train_ds.batch_size={spec['batch_size']}", f"model.optim.lr={spec['lr']}",
+        f"model.dataset.max_seq_length={spec['max_seq_length']}", f"seed={spec['seed']}",
+        f"model.language_model.pretrained_model_name={spec['encoder']}", f"data.dir={spec['data_dir']}",
+        f"exp_manager.exp_dir={spec['work_dir']}",
+    ]
+    name = "train_ner" if spec["task"] == "ner" else "train_tc"
+    if spec["task"] == "tc":
+        overrides.append("model.dataset.num_classes=3")
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        cfg = compose(config_name=name, overrides=overrides)
+    result = train(cfg, callbacks=(lightning_clock(clock),))
+    return result.fit_seconds, result.metrics["entity_f1" if spec["task"] == "ner" else "macro_f1"]
+
+
+# --- stock NeMo -----------------------------------------------------------------------
+
+
+def nemo_config(spec: dict):
+    """NeMo's model keys as bertlab's conf/model/*.yaml holds them, without bertlab's additions."""
+    name = "token_classification" if spec["task"] == "ner" else "text_classification"
+    cfg = OmegaConf.load(REPO / "conf" / "model" / f"{name}.yaml")
+    for key in BERTLAB_MODEL_KEYS:
+        cfg.pop(key, None)
+    for key in BERTLAB_DATASET_KEYS:
+        cfg.dataset.pop(key, None)
+    cfg.optim.pop("fused", None)
+    cfg.language_model.pretrained_model_name = spec["encoder"]
+    cfg.tokenizer.tokenizer_name = spec["encoder"]
+    cfg.dataset.max_seq_length = spec["max_seq_length"]
+    cfg.train_ds.batch_size = spec["batch_size"]
+    cfg.optim.lr = spec["lr"]
+    if spec["task"] == "ner":
+        cfg.dataset.data_dir = spec["data_dir"]
+        cfg.dataset.pin_memory = False
+    else:
+        cfg.dataset.num_classes = 3
+        for split, file in (("train_ds", "train"), ("validation_ds", "dev"), ("test_ds", "test")):
+            cfg[split].file_path = str(Path(spec["data_dir"]) / f"{file}_nemo_format.tsv")
+            cfg[split].pin_memory = False
+    return cfg
+
+
+def run_nemo(spec: dict, clock: Clock) -> tuple[float, float]:
+    import lightning.pytorch as pl
+    from nemo.collections.nlp.models import TextClassificationModel, TokenClassificationModel
+
+    pl.seed_everything(spec["seed"], workers=True)
+    trainer = pl.Trainer(accelerator="gpu" if spec["device"] == "cuda" else "cpu", devices=1,
+                         precision=spec["precision"], max_epochs=spec["epochs"], logger=False,
+                         enable_checkpointing=False, enable_progress_bar=False, num_sanity_val_steps=0,
+                         gradient_clip_val=1.0, log_every_n_steps=10, callbacks=[lightning_clock(clock)])
+    model_class = TokenClassificationModel if spec["task"] == "ner" else TextClassificationModel
+    model = model_class(nemo_config(spec), trainer=trainer)
+    started = time.perf_counter()
+    trainer.fit(model)
+    fit_s = time.perf_counter() - started
+    if spec["task"] == "ner":
+        gold = _test_items(spec)
+        flat = model._infer([" ".join(s.words) for s in gold], batch_size=64)
+        names = {int(v): k for k, v in model._cfg.label_ids.items()}
+        pred, start = [], 0
+        for s in gold:
+            pred.append([names[i] for i in flat[start : start + len(s.words)]])
+            start += len(s.words)
+        return fit_s, _score(spec, [list(s.tags) for s in gold], pred)
+    texts, labels = _test_items(spec)
+    return fit_s, _score(spec, labels, model.classifytext(texts, batch_size=64, max_seq_length=spec["max_seq_length"]))
+
+
+# --- Hugging Face -----------------------------------------------------------------------
+
+
+def run_hf(spec: dict, clock: Clock) -> tuple[float, float]:
+    import numpy as np
+    import transformers
+    from transformers import AutoTokenizer, Trainer, TrainerCallback, TrainingArguments
+
+    class ClockCallback(TrainerCallback):
+        def on_epoch_begin(self, args, state, control, **kwargs):
+            clock.epoch()
+
+        def on_step_begin(self, args, state, control, **kwargs):
+            clock.step()
+
+        def on_train_end(self, args, state, control, **kwargs):
+            clock.finish()
+
+    tokenizer = AutoTokenizer.from_pretrained(spec["encoder"])
+    limit = spec["max_seq_length"]
+    if spec["task"] == "ner":
+        from bertlab.data.iob import read_nemo
+
+        splits = {split: read_nemo(*_split_files(spec, split)) for split in ("train", "dev", "test")}
+        labels = sorted({t for s in splits["train"] for t in s.tags}, key=lambda t: (t != "O", t))
+        label_ids = {t: i for i, t in enumerate(labels)}
+
+        def encode(sentence):
+            item = tokenizer(list(sentence.words), is_split_into_words=True, truncation=True, max_length=limit)
+            previous, tags = None, []
+            for word in item.word_ids():  # the first subtoken of each word carries its label
+                tags.append(-100 if word is None or word == previous else label_ids[sentence.tags[word]])
+                previous = word
+            item["labels"] = tags
+            return dict(item)
+
+        data = {split: [encode(s) for s in sentences] for split, sentences in splits.items()}
+        model = transformers.AutoModelForTokenClassification.from_pretrained(
+            spec["encoder"], num_labels=len(labels), id2label=dict(enumerate(labels)), label2id=label_ids)
+        collator = transformers.DataCollatorForTokenClassification(tokenizer)
+    else:
+        from bertlab.data.tsv import read_labeled_tsv
+
+        data = {}
+        for split in ("train", "dev", "test"):
+            rows = read_labeled_tsv(Path(spec["data_dir"]) / f"{split}_nemo_format.tsv").rows
+            data[split] = [{**tokenizer(text, truncation=True, max_length=limit), "labels": label}
+                           for text, label in rows]
+        model = transformers.AutoModelForSequenceClassification.from_pretrained(spec["encoder"], num_labels=3)
+        collator = transformers.DataCollatorWithPadding(tokenizer)
+
+    cuda = spec["device"] == "cuda"
+    args = TrainingArguments(
+        output_dir=spec["work_dir"], per_device_train_batch_size=spec["batch_size"], per_device_eval_batch_size=64,
+        num_train_epochs=spec["epochs"], learning_rate=spec["lr"], weight_decay=0.01, warmup_ratio=0.1,
+        lr_scheduler_type="linear", max_grad_norm=1.0, bf16=spec["precision"] == "bf16-mixed",
+        fp16=spec["precision"] == "16-mixed", use_cpu=not cuda, eval_strategy="epoch", save_strategy="no",
+        logging_steps=10, report_to=[], disable_tqdm=True, seed=spec["seed"], dataloader_num_workers=0)
+    trainer = Trainer(model=model, args=args, train_dataset=data["train"], eval_dataset=data["dev"],
+                      data_collator=collator, callbacks=[ClockCallback()])
+    started = time.perf_counter()
+    trainer.train()
+    fit_s = time.perf_counter() - started
+
+    output = trainer.predict(data["test"])
+    predicted = np.argmax(output.predictions, axis=-1)
+    if spec["task"] == "tc":
+        return fit_s, _score(spec, [item["labels"] for item in data["test"]], predicted.tolist())
+    gold, pred = [], []
+    for sentence, row, ids in zip(splits["test"], predicted, output.label_ids):
+        tags = [labels[p] for p, g in zip(row, ids) if g != -100]
+        gold.append(list(sentence.tags))
+        pred.append(tags + ["O"] * (len(sentence.words) - len(tags)))  # words cut by truncation
+    return fit_s, _score(spec, gold, pred)
+
+
+PIPELINES = {"bertlab": run_bertlab, "nemo": run_nemo, "hf": run_hf}
+
+
+def main(spec_path: str, result_path: str) -> None:
+    import psutil
+    import torch
+
+    process_start = psutil.Process().create_time()
+    spec = json.loads(Path(spec_path).read_text())
+    Path(spec["work_dir"]).mkdir(parents=True, exist_ok=True)
+    cuda = spec["device"] == "cuda"
+    clock = Clock(cuda)
+    fit_s, f1 = PIPELINES[spec["pipeline"]](spec, clock)
+    epochs = clock.epoch_seconds()
+    result = {
+        "pipeline": spec["pipeline"],
+        "fit_s": fit_s,
+        "sentences_per_s": spec["counts"]["train"] * spec["epochs"] / fit_s,
+        "first_step_s": clock.first_step - process_start,
+        "epochs_cpu_s": clock.cpu_end - clock.cpu_start,
+        "sentences_per_cpu_s": spec["counts"]["train"] * spec["epochs"] / max(clock.cpu_end - clock.cpu_start, 1e-9),
+        "epoch_s": epochs,
+        "later_epoch_s": later_epoch_seconds(epochs),
+        "memory_kind": "GPU" if cuda else "RSS",
+        "peak_memory_mb": (torch.cuda.max_memory_allocated() if cuda
+                           else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024) / 2**20,
+        "f1_name": "test entity F1" if spec["task"] == "ner" else "test macro F1",
+        "f1": f1,
+        "torch_threads": torch.get_num_threads(),
+    }
+    if cuda:
+        result["gpu"] = torch.cuda.get_device_name()
+    with atomic_write(result_path) as handle:
+        json.dump(result, handle, indent=2)
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:3])

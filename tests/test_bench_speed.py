@@ -1,0 +1,68 @@
+"""The speed benchmark end to end on a random 2-layer encoder: three pipelines, each in its
+own process, for a few steps on a slice of the real corpus."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from conftest import NCBI_DIR, REPO
+
+from bertlab.bench_speed import PIPELINES, main
+from bertlab.config import ConfigError
+
+
+def bench(tmp_path, *args):
+    out = tmp_path / "speed"
+    code = main(["--encoder", "tiny-random", "--device", "cpu", "--epochs", "2", "--max-train", "48",
+                 "--max-eval", "16", "--batch-size", "16", "--corpus", str(NCBI_DIR), "--out-dir", str(out), *args])
+    return code, json.loads((out / "speed.json").read_text()), (out / "speed.md").read_text()
+
+
+def _check(report, table, f1_name):
+    assert [r["pipeline"] for r in report["results"]] == list(PIPELINES)
+    for result in report["results"]:
+        assert "error" not in result, result
+        assert result["sentences_per_s"] > 0 and result["fit_s"] > 0 and result["sentences_per_cpu_s"] > 0
+        assert len(result["epoch_s"]) == 2 and result["later_epoch_s"] == result["epoch_s"][1]
+        assert 0 < result["first_step_s"] < result["fit_s"] + 300
+        assert result["memory_kind"] == "RSS" and result["peak_memory_mb"] > 100
+        assert result["f1_name"] == f1_name and 0.0 <= result["f1"] <= 1.0
+    assert report["spec"]["counts"]["train"] == 48
+    assert table.splitlines()[2].startswith("| pipeline | fit s | fit sent/s | vs nemo | vs hf | sent/CPU-s |")
+    assert len([line for line in table.splitlines() if line.startswith("| ")]) == 2 + len(PIPELINES)
+
+
+def test_ner_benchmark_runs_all_three_pipelines(tmp_path):
+    code, report, table = bench(tmp_path)
+    assert code == 0
+    _check(report, table, "test entity F1")
+
+
+@pytest.mark.slow
+def test_tc_benchmark_runs_all_three_pipelines(tmp_path):
+    code, report, table = bench(tmp_path, "--task", "tc")
+    assert code == 0
+    _check(report, table, "test macro F1")
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--pipelines", "nemo,keras"], "--pipelines"),
+    (["--precision", "fp8"], "--precision"),
+])
+def test_bad_options_are_config_errors(args, message, tmp_path):
+    with pytest.raises(ConfigError, match=message):
+        main(["--device", "cpu", "--corpus", str(NCBI_DIR), "--out-dir", str(tmp_path), *args])
+
+
+def test_script_help_lists_the_options_without_importing_torch():
+    probe = ("import runpy, sys; sys.argv = [sys.argv[1], '--help']\n"
+             "try:\n    runpy.run_path(sys.argv[0], run_name='__main__')\nexcept SystemExit:\n    pass\n"
+             "heavy = [m for m in ('nemo', 'torch', 'transformers') if m in sys.modules]; assert not heavy, heavy")
+    result = subprocess.run([sys.executable, "-c", probe, "scripts/benchmark_speed.py"], cwd=REPO,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr[-2000:]
+    for option in ("--task", "--device", "--encoder", "--epochs", "--precision", "--max-train"):
+        assert option in result.stdout
