@@ -18,15 +18,22 @@ What the subclasses change, and why:
   gradient clipping rule it out; ``model.compile=true`` compiles the encoder.
 - Saved ``.nemo`` files are portable: the embedded encoder is stored as a marker, not
   as this machine's path (prediction lives in :mod:`bertlab.predict`).
+- Datasets are NeMo's, tokenized in memory from bertlab's readers (``bertlab.nemo_data``):
+  nothing is written into the data directory and nothing is unpickled from it.
 - BERT's pooler is dropped: neither head reads it, and its unused parameters make plain
   DDP fail ("parameters that were not used in producing loss").
 """
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
+
 import torch
 from nemo.collections.nlp.models import TextClassificationModel, TokenClassificationModel
 from nemo.core.classes.common import typecheck
+from omegaconf import open_dict
+from torch.utils.data import DataLoader
 
 from bertlab.metrics import classification_scores, entity_scores
 
@@ -210,7 +217,13 @@ class TextClassifier(_EpochMetricsMixin, TextClassificationModel):
         return {"accuracy": scores["accuracy"], "macro_f1": scores["macro_f1"], "f1": scores["micro_f1"]}
 
     def _setup_dataloader_from_config(self, cfg):
-        return self._fast_loader(super()._setup_dataloader_from_config(cfg), cfg)
+        from bertlab.nemo_data import text_classification_dataset
+
+        dataset = text_classification_dataset(self.tokenizer, cfg.file_path, self.dataset_cfg.max_seq_length,
+                                              cfg.get("num_samples", -1))
+        loader = DataLoader(dataset, batch_size=cfg.batch_size, shuffle=cfg.shuffle, collate_fn=dataset.collate_fn,
+                            num_workers=cfg.get("num_workers", 0), drop_last=cfg.get("drop_last", False))
+        return self._fast_loader(loader, cfg)
 
     def batch_loss(self, batch):
         input_ids, input_type_ids, input_mask, labels = batch
@@ -228,8 +241,47 @@ class TokenClassifier(_EpochMetricsMixin, TokenClassificationModel):
     """Token classification (NER); epoch metrics: exact-match entity P/R/F1 (seqeval)."""
 
     def _setup_dataloader_from_config(self, cfg):
-        static = not self._cfg.dataset.get("dynamic_padding", True)  # NeMo's own batches, for comparison
-        return self._fast_loader(super()._setup_dataloader_from_config(cfg), cfg, static_padding=static)
+        from bertlab.nemo_data import token_classification_dataset
+
+        data = self._cfg.dataset
+        dataset = token_classification_dataset(
+            self.tokenizer, Path(data.data_dir) / cfg.text_file, Path(data.data_dir) / cfg.labels_file,
+            data.max_seq_length, self._cfg.label_ids, data.pad_label, data.ignore_extra_tokens,
+            data.ignore_start_end, cfg.get("num_samples", -1))
+        loader = DataLoader(dataset, batch_size=cfg.batch_size, shuffle=cfg.shuffle, collate_fn=dataset.collate_fn,
+                            num_workers=data.get("num_workers", 0), drop_last=data.get("drop_last", False))
+        static = not data.get("dynamic_padding", True)  # NeMo's own batches, for comparison
+        return self._fast_loader(loader, cfg, static_padding=static)
+
+    def setup_training_data(self, train_data_config=None):
+        """NeMo's, without its label files in the data directory: the label mapping (and the
+        weighted loss's class weights) computed from the training labels, ``label_ids.csv``
+        written to a private temporary directory for the ``.nemo``."""
+        from bertlab.nemo_data import label_ids_and_weights
+
+        cfg = train_data_config or self._cfg.train_ds
+        if not cfg or not cfg.get("text_file"):
+            return
+        data = self._cfg.dataset
+        label_ids, self.class_weights = label_ids_and_weights(
+            Path(data.data_dir) / cfg.labels_file, data.pad_label, data.get("class_balancing") == "weighted_loss")
+        if not self._cfg.label_ids:
+            with open_dict(self._cfg):
+                self._cfg.label_ids = label_ids
+        names = sorted(self._cfg.label_ids, key=self._cfg.label_ids.get)
+        self._label_dir = tempfile.TemporaryDirectory(prefix="bertlab-labels-")  # removed with the model
+        label_file = Path(self._label_dir.name) / self._cfg.class_labels.class_labels_file
+        label_file.write_text("\n".join(names), encoding="utf-8")
+        self.register_artifact("class_labels.class_labels_file", str(label_file))
+        self._train_dl = self._setup_dataloader_from_config(cfg)
+
+    def setup_validation_data(self, val_data_config=None):
+        # NeMo's writes label statistics into the data directory; the labels were checked
+        # against training's before the model was built (bertlab.data.iob.check_nemo_token_data).
+        self._validation_dl = self._setup_dataloader_from_config(val_data_config or self._cfg.validation_ds)
+
+    def setup_test_data(self, test_data_config=None):
+        self._test_dl = self._setup_dataloader_from_config(test_data_config or self._cfg.test_ds)
 
     @property
     def id_to_label(self) -> dict[int, str]:

@@ -43,8 +43,36 @@ def flat_hparams(cfg: DictConfig) -> dict[str, Scalar]:
 def flat_environment(environment: dict) -> dict[str, Scalar]:
     """The run environment (``bertlab.trainer.run_environment``) as ``environment.dotted.key``."""
     flat: dict[str, Scalar] = {}
-    _visit(flat, "environment", environment)
+    # Checksums are for the record (environment.yaml), not columns to compare runs by.
+    _visit(flat, "environment", {key: value for key, value in environment.items() if key != "data_sha256"})
     return flat
+
+
+def run_inputs(cfg: DictConfig) -> dict:
+    """What else a rerun needs to match: the git commit (and whether the tree had changes) and
+    the SHA-256 of every data file the run reads."""
+    import hashlib
+    import subprocess
+
+    def git(*args: str) -> str | None:
+        try:
+            done = subprocess.run(["git", *args], capture_output=True, text=True, timeout=30,
+                                  cwd=Path(__file__).resolve().parent)
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return done.stdout.strip() if done.returncode == 0 else None
+
+    if cfg.task == "token_classification":
+        data_dir = Path(cfg.model.dataset.data_dir)
+        files = [data_dir / cfg.model[split][kind] for split in ("train_ds", "validation_ds", "test_ds")
+                 for kind in ("text_file", "labels_file")]
+    else:
+        files = [Path(cfg.model[split].file_path) for split in ("train_ds", "validation_ds", "test_ds")
+                 if cfg.model[split].get("file_path")]
+    status = git("status", "--porcelain", "--untracked-files=no")
+    return {"git": {"commit": git("rev-parse", "HEAD"), "changed": bool(status) if status is not None else None},
+            "data_sha256": {str(path): hashlib.sha256(path.read_bytes()).hexdigest()
+                            for path in files if path.is_file()}}
 
 
 # --- where a run lives ---------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from bertlab.config import ConfigError, check_types, register_resolvers, require
 from bertlab.encoders import check_tokenizer_casing, go_offline_if_local
 from bertlab.io import atomic_write
 from bertlab.logs import print_lightning_once, quiet_nemo, setup_run_logging
-from bertlab.runs import exp_manager_config
+from bertlab.runs import exp_manager_config, run_inputs
 from bertlab.tasks import TASKS
 
 log = logging.getLogger(__name__)
@@ -58,7 +58,7 @@ def train(cfg: DictConfig, callbacks: tuple = ()) -> RunResult:
     log_dir = _exp_manager(trainer, exp_manager_config(cfg, trainer.global_rank))
     setup_run_logging(log_dir if trainer.is_global_zero else None)
     checkpoint = _add_callbacks(trainer, cfg.exp_manager, log_dir)
-    environment = run_environment(kwargs)
+    environment = {"seed": cfg.seed, **run_environment(kwargs), **run_inputs(cfg)}
     if trainer.is_global_zero:
         save_run_record(log_dir, cfg, environment)
 

@@ -70,7 +70,7 @@ def test_fused_adamw_only_where_it_works(args, fused):
 def test_train_script_with_trainer_gpu_without_cuda_prints_one_line(tiny_ner):
     result = subprocess.run([sys.executable, "scripts/train_ner.py", "trainer=gpu", f"data.dir={tiny_ner}"],
                             cwd=REPO, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert "error: trainer.accelerator=gpu needs a CUDA GPU" in result.stderr
     assert "Traceback" not in result.stderr and "MisconfigurationException" not in result.stderr
 

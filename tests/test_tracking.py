@@ -261,3 +261,45 @@ def test_same_seed_and_config_give_identical_results_on_cpu(tiny_tc3, tmp_path):
     first, second = (train(tc_config(tiny_tc3, tmp_path / name)) for name in ("a", "b"))
     for name in ("metrics.json", "predictions.tsv"):
         assert (first.log_dir / name).read_bytes() == (second.log_dir / name).read_bytes(), name
+
+
+def test_run_records_seed_versions_commit_and_data_checksums(checkpointed_run, tiny_tc3):
+    import hashlib
+
+    record = OmegaConf.load(checkpointed_run.log_dir / "environment.yaml")
+    assert record.seed == 42 and record.versions.nemo_toolkit.startswith("2.4")
+    assert len(record.git.commit) == 40 and isinstance(record.git.changed, bool)
+    files = sorted(tiny_tc3.glob("*_nemo_format.tsv"))
+    assert dict(record.data_sha256) == {str(p): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
+
+
+def _snapshot(directory: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(directory.iterdir())}
+
+
+def test_data_directories_are_only_read_and_never_unpickled(tiny_ner, tiny_tc3, tmp_path):
+    import pickle
+    import shutil
+
+    from conftest import tiny_ner_run
+
+    marker = tmp_path / "pwned"
+
+    class RunsCode:
+        def __reduce__(self):
+            return os.system, (f"touch {marker}",)
+
+    ner_data, tc_data = tmp_path / "ner", tmp_path / "tc"
+    shutil.copytree(tiny_ner, ner_data)
+    shutil.copytree(tiny_tc3, tc_data)
+    # What NeMo 2.4 would unpickle from a data directory: class weights, and cached features.
+    for planted in ("labels_train_weights.p", "cached__text_train.txt__labels_train.txt__planted"):
+        (ner_data / planted).write_bytes(pickle.dumps(RunsCode()))
+    before_ner, before_tc = _snapshot(ner_data), _snapshot(tc_data)
+
+    run = tiny_ner_run(ner_data, tmp_path / "exp", ["model.dataset.class_balancing=weighted_loss",
+                                                    "model.dataset.use_cache=true"])
+    train(tc_config(tc_data, tmp_path / "exp"))
+    assert not marker.exists()
+    assert _snapshot(ner_data) == before_ner and _snapshot(tc_data) == before_tc, "nothing written there"
+    assert json.loads((run.log_dir / "metrics.json").read_text())["entity"]["support"] > 0
