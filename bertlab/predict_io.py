@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-from bertlab.io import DataError, atomic_write
+from bertlab.io import DataError, atomic_write, ensure_not_inputs
 
 INPUT_FORMATS = ("auto", "text", "jsonl", "conll")
 _SUFFIX_FORMATS = {".jsonl": "jsonl", ".json": "jsonl", ".conll": "conll", ".iob": "conll", ".bio": "conll"}
@@ -223,6 +223,26 @@ def messages(items: Sequence[Item], results: Sequence, max_seq_length: int) -> l
         lines.append(f"{windowed} of {len(results)} inputs longer than max_seq_length={max_seq_length} subtokens "
                      f"were tagged in overlapping windows")
     return lines
+
+
+def check_prediction_args(model: str | Path, inputs: Sequence[str], output: str | Path | None,
+                          fmt: str | None) -> None:
+    """What ``scripts/predict.py`` checks before the 20 s model load: a bertlab model whose task
+    takes ``fmt``, input files that exist, and an output that is none of them."""
+    from bertlab.restore import model_spec
+
+    _, spec = model_spec(model)
+    if fmt is not None and fmt not in spec.output_formats:
+        raise DataError(output or "<stdout>", None, f"--format {fmt} is not for {spec.name} models "
+                                                    f"(choose from {', '.join(spec.output_formats)})")
+    files = [path for path in inputs if path != "-"]
+    for path in files:
+        if Path(path).is_dir():
+            raise DataError(path, None, "is a directory, not an input file")
+        if not Path(path).is_file():
+            raise DataError(path, None, "input file not found")
+    if output is not None:
+        ensure_not_inputs([output], [*files, model])
 
 
 def predict_files(predictor, inputs: Sequence[str], output: str | Path | None = None, fmt: str | None = None,

@@ -18,7 +18,7 @@ import os
 import sys
 from pathlib import Path
 
-from bertlab.cli import exit_on_user_error
+from bertlab.cli import exit_on_user_error, positive_int
 
 
 @exit_on_user_error
@@ -31,16 +31,18 @@ def main(argv: list[str] | None = None) -> int:
                         help="output: json (default), tsv (classification); conll, inline (NER)")
     parser.add_argument("--input-format", choices=["auto", "text", "jsonl", "conll"], default="auto",
                         help="auto: by suffix (.jsonl, .conll), else JSONL if lines are JSON objects, else text")
-    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--batch-size", type=positive_int, default=64)
     parser.add_argument("--device", help="cpu, cuda, cuda:1 (default: a GPU if present)")
     parser.add_argument("--precision", help="32, 16-mixed, bf16-mixed (default: 16-mixed on GPU, 32 on CPU)")
-    parser.add_argument("--max-chars", type=int, default=200_000, help="longer lines are reported and skipped")
+    parser.add_argument("--max-chars", type=positive_int, default=200_000, help="longer lines are reported and skipped")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on a terminal")
     args = parser.parse_args(argv)
 
     os.environ.setdefault("NEMO_REDIRECT_LOGS_TO_STDERR", "1")  # standard output is for predictions only
+    from bertlab.predict_io import check_prediction_args, predict_files
+
+    check_prediction_args(args.model, args.inputs, args.output, args.format)  # before the model loads
     from bertlab.predict import Predictor
-    from bertlab.predict_io import predict_files
 
     predictor = Predictor.load(args.model, device=args.device, precision=args.precision, batch_size=args.batch_size,
                                max_chars=args.max_chars, progress=False if args.no_progress else None)

@@ -19,6 +19,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tarfile
 import tempfile
 from pathlib import Path
 
@@ -56,6 +57,7 @@ def load_script(name: str):
 
 strip_main = load_script("strip_tsv_header").main
 iob_main = load_script("iob_to_nemo").main
+predict_main = load_script("predict").main
 
 
 def call(function, *args) -> tuple[int, str, str]:
@@ -135,7 +137,14 @@ def run_ncbi(case: Path, out: Path):
     return call(iob_main, ["--from-original", str(ncbi_source(case, out.parent)), str(out)])
 
 
-RUNNERS = {"course_tsv": run_course_tsv, "nemo_tsv": run_nemo_tsv, "conll": run_conll,
+def run_models(case: Path, out: Path):
+    """``scripts/predict.py`` with a bad model file: refused before anything is loaded."""
+    texts = out.parent / "texts.txt"
+    texts.write_text("Familial breast cancer .\n")
+    return call(predict_main, [str(case), str(texts), "--output", str(out / "predictions.jsonl")])
+
+
+RUNNERS = {"models": run_models, "course_tsv": run_course_tsv, "nemo_tsv": run_nemo_tsv, "conll": run_conll,
            "nemo_pairs": run_nemo_pairs, "ncbi": run_ncbi}
 
 # case (relative to bad_inputs/) -> (file named in the message, relative to the case, or "" for
@@ -199,6 +208,15 @@ BAD_CASES = {
     "ncbi/duplicate_pmid_different.txt": ("", 7, "PMID 1 repeats line 1 with different content"),
     "ncbi/inline_unclosed_tag.txt": ("", 1, "unbalanced <category"),
     "ncbi/invalid_utf8.txt": ("", 2, "not valid UTF-8"),
+    "models/empty.nemo": ("", None, r"not a NeMo model: not a \.nemo \(tar\) archive"),
+    "models/not_an_archive.nemo": ("", None, r"not a NeMo model: not a \.nemo \(tar\) archive"),
+    "models/no_config.nemo": ("", None, "not a NeMo model: the archive has no model_config.yaml"),
+    "models/config_only_outside.nemo": ("", None, "not a NeMo model: the archive has no model_config.yaml"),
+    "models/config_not_yaml.nemo": ("", None, "not a NeMo model: its model_config.yaml is not a config"),
+    "models/config_a_list.nemo": ("", None, "not a NeMo model: its model_config.yaml is not a config"),
+    "models/config_not_utf8.nemo": ("", None, "not a NeMo model: its model_config.yaml is not UTF-8 text"),
+    "models/foreign_target.nemo": ("", None, "not a bertlab model: its class is 'this.Zen'; refusing to import it"),
+    "models/no_encoder.nemo": ("", None, "model_config.yaml has no language_model.pretrained_model_name"),
 }
 
 
@@ -221,9 +239,35 @@ def test_bad_input_is_one_located_error_and_writes_nothing(tmp_path: Path, name:
     assert_user_error(result, where, line, reason)
     assert not out.exists()
     after = snapshot(BAD / reader, tmp_path)
-    assert {k: v for k, v in after.items() if "/src/" not in k and not k.endswith("good.tsv")} == {
+    made_by_runner = ("good.tsv", "texts.txt")  # valid companions the runners write
+    assert {k: v for k, v in after.items() if "/src/" not in k and not k.endswith(made_by_runner)} == {
         k: v for k, v in before.items()
     }
+
+
+def test_prediction_inputs_are_checked_before_the_model_loads(tmp_path: Path) -> None:
+    """A model archive with a valid config but no weights: every input mistake must be caught
+    before the (here impossible) model load."""
+    model = tmp_path / "ner.nemo"
+    config = (b"target: bertlab.models.TokenClassifier\nlanguage_model: {pretrained_model_name: embedded}\n"
+              b"tokenizer: {tokenizer_name: embedded}\n")
+    with tarfile.open(model, "w:gz") as archive:
+        info = tarfile.TarInfo("./model_config.yaml")
+        info.size = len(config)
+        archive.addfile(info, io.BytesIO(config))
+    texts = tmp_path / "texts.txt"
+    texts.write_text("Familial breast cancer .\n")
+    loop = tmp_path / "loop"
+    loop.symlink_to(loop)
+    cases = [([str(tmp_path / "missing.txt")], tmp_path / "missing.txt", "input file not found"),
+             ([str(tmp_path)], tmp_path, "is a directory, not an input file"),
+             ([str(loop)], loop, "input file not found"),
+             ([str(texts), "--output", str(texts)], texts, "output would overwrite input"),
+             ([str(texts), "--format", "tsv"], "<stdout>", "--format tsv is not for token_classification models")]
+    for args, where, reason in cases:
+        before = snapshot(tmp_path)
+        assert_user_error(call(predict_main, [str(model), *args]), where, None, re.escape(reason))
+        assert snapshot(tmp_path) == before
 
 
 # --- awkward but valid -------------------------------------------------------------------
