@@ -6,6 +6,7 @@ import argparse
 import functools
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 from bertlab.io import UserError
 
@@ -39,3 +40,31 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value
+
+
+def check_overrides(config_dir: str | Path, config_name: str, argv: list[str] | None = None) -> None:
+    """Compose the config with the command line's overrides before Hydra does: Hydra reports
+    an unknown key, a bad value syntax or an unknown group option itself, in several lines and
+    with status 1; here it is one line ``error: ...`` and status 2, like every user error.
+    Multirun sweeps (``a=1,2``) and Hydra's own settings are left to Hydra."""
+    from hydra import compose, initialize_config_dir
+    from hydra._internal.utils import get_args_parser  # Hydra's own command line, options and all
+    from hydra.errors import HydraException
+
+    args, _ = get_args_parser().parse_known_args(sys.argv[1:] if argv is None else argv)
+    if args.multirun or args.help or args.hydra_help or args.shell_completion:
+        return
+    overrides = [arg for arg in args.overrides if not arg.lstrip("+~").startswith("hydra")]
+    try:
+        with initialize_config_dir(config_dir=str(Path(args.config_dir or config_dir).resolve()),
+                                   version_base="1.3"):
+            compose(config_name=args.config_name or config_name, overrides=overrides)
+    except HydraException as error:
+        # Hydra's message spans lines: the space-indented ones repeat the key and node type,
+        # the search path and the grammar link are noise here.
+        text = str(error).split("Config search path:")[0]
+        lines = [line.strip() for line in text.splitlines()
+                 if line.strip() and not line.startswith(" ") and not line.startswith("See https://")]
+        where = f"{error.override}: " if getattr(error, "override", None) else ""
+        print(f"error: {where}{' '.join(lines)}", file=sys.stderr)
+        sys.exit(USER_ERROR_EXIT)

@@ -4,11 +4,12 @@
 """
 
 import sys
+from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig
 
-from bertlab.cli import exit_on_user_error
+from bertlab.cli import check_overrides, exit_on_user_error
 from bertlab.config import register_resolvers
 
 register_resolvers()
@@ -25,4 +26,5 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    check_overrides(Path(__file__).parent.parent / "conf", "train_ner")
     main()

@@ -3,10 +3,12 @@
   python scripts/train_ner.py [trainer=gpu] [experiment=course_run2]
 """
 
+from pathlib import Path
+
 import hydra
 from omegaconf import DictConfig
 
-from bertlab.cli import exit_on_user_error
+from bertlab.cli import check_overrides, exit_on_user_error
 from bertlab.config import register_resolvers
 
 register_resolvers()
@@ -22,4 +24,5 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
+    check_overrides(Path(__file__).parent.parent / "conf", "train_ner")
     main()

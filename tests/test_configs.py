@@ -186,3 +186,17 @@ def test_restore_relocates_the_embedded_encoder_from_another_machine(tmp_path):
     assert relocate_embedded_encoder(elsewhere) == embedded_encoder_path()
     assert relocate_embedded_encoder("bert-base-uncased") == "bert-base-uncased"
     assert relocate_embedded_encoder(str(tmp_path)) == str(tmp_path)
+
+
+@pytest.mark.parametrize(("script", "override", "message"), [
+    ("train_ner.py", "trainer.foo=1", "Could not override 'trainer.foo'. To append to your config use +trainer.foo=1"),
+    ("train_tc.py", "trainer=tpu", "In 'train_tc': Could not find 'trainer/tpu' Available options in 'trainer': "),
+    ("train_ner.py", "model.optim.lr=[1", "model.optim.lr=[1: no viable alternative at input '[1'"),
+])
+def test_hydra_override_mistakes_are_one_line_errors(script, override, message, tmp_path):
+    result = subprocess.run([sys.executable, str(REPO / "scripts" / script), override], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith(f"error: {message}")
+    assert not list(tmp_path.iterdir())
