@@ -99,3 +99,16 @@ def check_tokenizer_casing(tokenizer, cased: bool) -> None:
             "the encoder is cased (encoder.cased=true) but its tokenizer lower-cases text; "
             "use a tokenizer that keeps case (model.tokenizer.tokenizer_name=...)"
         )
+
+
+def check_encoder_source(name: str) -> None:
+    """A named local directory must hold a Hugging Face model (``config.json``); a hub name is
+    left to transformers, which needs the network or the local cache for it."""
+    from bertlab.config import ConfigError
+
+    key = "model.language_model.pretrained_model_name"
+    path = Path(name).expanduser()
+    looks_local = name.startswith(("/", "./", "../", "~")) or path.exists()
+    if looks_local and not is_local_encoder(str(path)):
+        problem = "has no config.json" if path.is_dir() else "no such directory"
+        raise ConfigError(f"{key}: {name}: {problem} (a local encoder is a Hugging Face model directory)")

@@ -18,7 +18,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from bertlab.config import ConfigError, check_types, register_resolvers, require_values
-from bertlab.encoders import check_tokenizer_casing, go_offline_if_local
+from bertlab.encoders import check_encoder_source, check_tokenizer_casing, go_offline_if_local
 from bertlab.io import atomic_write
 from bertlab.logs import print_lightning_once, quiet_nemo, setup_run_logging
 from bertlab.runs import exp_manager_config, run_inputs
@@ -44,6 +44,7 @@ def train(cfg: DictConfig, callbacks: tuple = ()) -> RunResult:
     check_types(cfg)
     task = TASKS[cfg.task]
     task.check(cfg)  # data files and labels, before the 20 s NeMo import
+    check_encoder_source(cfg.model.language_model.pretrained_model_name)
     go_offline_if_local(cfg.model.language_model.pretrained_model_name)
     from bertlab.trainer import run_environment, trainer_kwargs
 
@@ -62,7 +63,7 @@ def train(cfg: DictConfig, callbacks: tuple = ()) -> RunResult:
     if trainer.is_global_zero:
         save_run_record(log_dir, cfg, environment)
 
-    model = task.model_class(cfg.model, trainer=trainer)
+    model = _build_model(task, cfg, trainer)
     check_tokenizer_casing(model.tokenizer, cfg.encoder.cased)
     started = time.perf_counter()
     trainer.fit(model)
@@ -86,6 +87,20 @@ def train(cfg: DictConfig, callbacks: tuple = ()) -> RunResult:
         save_model(model, result.nemo_path)
         log.info("saved %s", result.nemo_path)
     return result
+
+
+def _build_model(task, cfg: DictConfig, trainer):
+    """The task's NeMo model; an encoder that cannot be loaded (not on this machine, no network)
+    is the user's to fix, not a traceback."""
+    try:
+        return task.model_class(cfg.model, trainer=trainer)
+    except (OSError, ValueError) as error:
+        name = cfg.model.language_model.pretrained_model_name
+        if "Unable to instantiate HuggingFace" not in str(error) and name not in str(error):
+            raise
+        reason = str(error).split("Exception: ", 1)[-1].splitlines()[0]
+        raise ConfigError(f"model.language_model.pretrained_model_name: cannot load "
+                          f"{cfg.model.language_model.pretrained_model_name!r}: {reason}") from None
 
 
 def save_model(model, path: Path) -> None:

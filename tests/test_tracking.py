@@ -231,6 +231,15 @@ def test_nemo_example_dumps_and_repeated_warnings_only_when_verbose(verbose):
         assert seen == ["Read 592 examples from train.tsv", "Apex was not found (False)."]
 
 
+def test_an_encoder_that_cannot_be_loaded_is_a_one_line_error(tiny_ner, tmp_path):
+    # No network here (nor in CI), and the name is in no cache: transformers cannot load it.
+    done = _train_script("train_ner.py", ["model.language_model.pretrained_model_name=nosuchorg/nosuchbert",
+                                          f"data.dir={tiny_ner}", f"exp_manager.exp_dir={tmp_path}"])
+    assert done.returncode == 2, done.stderr[-2000:]
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: model.language_model.pretrained_model_name: cannot load 'nosuchorg/nosuchbert'")
+
+
 def test_model_is_saved_whole_or_not_at_all(tmp_path):
     from bertlab.train import save_model
 
@@ -250,6 +259,9 @@ def test_model_is_saved_whole_or_not_at_all(tmp_path):
     ("trainer.max_epochs=abc", "trainer.max_epochs: expected an integer, got 'abc'"),
     ("model.train_ds.batch_size=0", "model.train_ds.batch_size: expected a positive integer, got 0"),
     ("model.optim.lr=fast", "model.optim.lr: expected a number, got 'fast'"),
+    ("model.language_model.pretrained_model_name=/no/such/bert",
+     "model.language_model.pretrained_model_name: /no/such/bert: no such directory (a local encoder is a Hugging "
+     "Face model directory)"),
 ])
 def test_wrong_types_are_one_line_errors_before_any_model(override, message, tmp_path):
     done = _train_script("train_ner.py", [override, f"exp_manager.exp_dir={tmp_path}"])
