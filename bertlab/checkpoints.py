@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from lightning.pytorch.callbacks import Callback
 
-from bertlab.io import umask_mode
+from bertlab.io import DataError, umask_mode
 
 log = logging.getLogger(__name__)
 
@@ -195,3 +195,23 @@ def _link(path: Path, target: str) -> None:
     tmp.unlink(missing_ok=True)
     os.symlink(target, tmp)
     os.replace(tmp, path)
+
+
+def weights_only_checkpoint_io():
+    """Lightning's checkpoint I/O, loading with ``torch.load(weights_only=True)``: resuming from a
+    ``last.ckpt`` someone else put in the run directory cannot run their code. bertlab's own
+    checkpoints hold only tensors and plain containers (see ``on_save_checkpoint``)."""
+    from lightning.fabric.utilities.cloud_io import _load
+    from lightning.pytorch.plugins.io import TorchCheckpointIO
+
+    class WeightsOnlyCheckpointIO(TorchCheckpointIO):
+        def load_checkpoint(self, path, map_location=None):
+            try:
+                return _load(path, map_location=map_location or (lambda storage, loc: storage), weights_only=True)
+            except FileNotFoundError:
+                raise
+            except Exception as error:  # torch raises UnpicklingError, RuntimeError, ... for foreign content
+                raise DataError(path, None, "refusing to load: the checkpoint holds more than tensors and plain "
+                                            f"containers ({type(error).__name__})") from None
+
+    return WeightsOnlyCheckpointIO()

@@ -308,12 +308,16 @@ def group_table(runs: Sequence[Run], metric: str | None = None) -> pd.DataFrame:
     return groups
 
 
+class NoSuchColumnError(UserError, ValueError):
+    """``--sort`` names a column the tables do not have."""
+
+
 def sort_table(table: pd.DataFrame, column: str | None, ascending: bool = False) -> pd.DataFrame:
-    """Sorted by any column (blank cells last); ValueError naming the columns there are."""
+    """Sorted by any column (blank cells last); :class:`NoSuchColumnError` naming the columns there are."""
     if column is None:
         return table
     if column not in table.columns:
-        raise ValueError(f"no column {column!r} to sort by; columns: {', '.join(map(str, table.columns))}")
+        raise NoSuchColumnError(f"no column {column!r} to sort by; columns: {', '.join(map(str, table.columns))}")
     return table.sort_values(column, ascending=ascending, na_position="last", kind="stable").reset_index(drop=True)
 
 
@@ -404,8 +408,8 @@ def compare(paths: Sequence[str | os.PathLike], metric: str | None = None, scala
     """Load the runs under ``paths`` (``experiment``: a name pattern); write the run table and
     the seed-group table (CSV: ``<csv>`` and ``<csv stem>.groups.csv``; Markdown: both tables)
     and the plot (default ``<first path>/comparison.png``). ``sort`` orders both tables by
-    that column where they have it. Raises :class:`NoRunsError`, and ValueError for an
-    unknown sort column."""
+    that column where they have it. Raises :class:`NoRunsError`, and :class:`NoSuchColumnError`
+    for an unknown sort column."""
     runs = load_runs(paths, experiment=experiment)
     table, groups = comparison_table(runs, metric), group_table(runs, metric)
     if sort is not None and sort not in table.columns and f"{sort} mean" not in groups.columns:

@@ -15,7 +15,10 @@ import argparse
 import sys
 from pathlib import Path
 
+from bertlab.cli import exit_on_user_error
 
+
+@exit_on_user_error
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("dirs", nargs="*", type=Path, default=[Path("experiments")], metavar="DIR",
@@ -34,16 +37,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     scalars = [tag.strip() for tag in (args.scalars or "").split(",") if tag.strip()]
 
-    from bertlab.cli import USER_ERROR_EXIT
-    from bertlab.compare import NoRunsError, compare  # pandas and friends: not needed for --help
+    from bertlab.compare import compare  # pandas and friends: not needed for --help
 
-    try:
-        result = compare(args.dirs, metric=args.metric, scalars=scalars or None, csv_path=args.csv,
-                         markdown_path=args.markdown, plot_path=args.plot, experiment=args.experiment,
-                         sort=args.sort, ascending=args.ascending)
-    except (NoRunsError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return USER_ERROR_EXIT
+    result = compare(args.dirs, metric=args.metric, scalars=scalars or None, csv_path=args.csv,
+                     markdown_path=args.markdown, plot_path=args.plot, experiment=args.experiment,
+                     sort=args.sort, ascending=args.ascending)
     if args.markdown is None:
         print(result.markdown)
     for path in result.written:

@@ -13,7 +13,7 @@ import pytest
 from conftest import REPO
 from omegaconf import OmegaConf
 
-from bertlab.compare import NoRunsError, compare, comparison_table, find_runs, load_runs, to_markdown
+from bertlab.compare import NoRunsError, NoSuchColumnError, compare, comparison_table, find_runs, load_runs, to_markdown
 from bertlab.runs import flat_hparams
 
 SCRIPT = REPO / "scripts" / "compare_runs.py"
@@ -211,5 +211,5 @@ def test_seed_groups_mean_std_filter_and_sort(tmp_path: Path, monkeypatch: pytes
     assert list(result.table["test_entity_f1"]) == sorted(result.table["test_entity_f1"])
     assert list(result.groups["test_entity_f1 mean"]) == sorted(result.groups["test_entity_f1 mean"])
     assert "0.6000 ± 0.0200" in result.markdown and "| 1,2,3 " in result.markdown
-    with pytest.raises(ValueError, match="no column 'nope'"):
+    with pytest.raises(NoSuchColumnError, match="no column 'nope'"):
         compare([root / "ner"], sort="nope")

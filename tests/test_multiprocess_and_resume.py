@@ -141,3 +141,29 @@ def test_ctrl_c_keeps_a_usable_last_checkpoint(tiny_tc3, tmp_path):
     state = torch.load(checkpoints / "last.ckpt", map_location="cpu", weights_only=True)
     assert state["global_step"] == step > 2 and state["optimizer_states"]
     assert not [p for p in checkpoints.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_resuming_from_a_planted_checkpoint_runs_no_code(tiny_tc3, tmp_path):
+    import os
+    import pickle
+
+    import pytest
+
+    from bertlab.io import DataError
+
+    marker = tmp_path / "pwned"
+
+    class RunsCode:
+        def __reduce__(self):
+            return os.system, (f"touch {marker}",)
+
+    checkpoints = tmp_path / "text_classification" / "planted" / "checkpoints"
+    checkpoints.mkdir(parents=True)
+    (checkpoints / "last.ckpt").write_bytes(pickle.dumps({"state_dict": RunsCode()}))
+    cfg = compose_config("train_tc", ["model.dataset.num_classes=3", "exp_manager.resume_if_exists=true",
+                                      "exp_manager.version=planted"])
+    with open_dict(cfg):
+        cfg.data.dir = str(tiny_tc3)
+    with pytest.raises(DataError, match="last.ckpt: refusing to load: the checkpoint holds more than tensors"):
+        train(shrink(cfg, tmp_path))
+    assert not marker.exists()
