@@ -4,6 +4,9 @@ A saved model's config names no path of the machine that trained it: the embedde
 is stored as :data:`bertlab.encoders.EMBEDDED_MARKER` and resolved to this machine's copy
 at restore; absolute training data paths keep only their file name (restoring never reads
 them). Restoring needs bertlab and the archive, nothing else: no data, no network.
+Restoring trusts nothing in the archive (see :mod:`bertlab.archive`): the config comes from
+the safe member only, its class must be one of bertlab's task classes before anything is
+imported, and the weights load with ``weights_only=True``.
 """
 
 from __future__ import annotations
