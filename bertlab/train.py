@@ -43,8 +43,8 @@ def train(cfg: DictConfig, callbacks: tuple = ()) -> RunResult:
     require_values(cfg)
     check_types(cfg)
     task = TASKS[cfg.task]
-    task.check(cfg)  # data files and labels, before the 20 s NeMo import
     check_encoder_source(cfg.model.language_model.pretrained_model_name)
+    task.check(cfg)  # data files and labels, before the 20 s NeMo import
     go_offline_if_local(cfg.model.language_model.pretrained_model_name)
     from bertlab.trainer import run_environment, trainer_kwargs
 
