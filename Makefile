@@ -15,7 +15,7 @@ BENCH_ARGS ?=
 .PHONY: help install data tc ner predict benchmark benchmark-predict bench-speed test test-full compare tensorboard lint clean
 
 help:  ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
 
 install: $(VENV)/.installed  ## create .venv and install bertlab with pinned dependencies
 
@@ -45,7 +45,10 @@ benchmark: install data  ## the NER accuracy/speed target: test entity F1 >= 0.8
 bench-speed: install  ## training speed vs stock NeMo and Hugging Face (BENCH_ARGS="--task tc --epochs 2")
 	$(BIN)/python scripts/benchmark_speed.py $(BENCH_ARGS)
 
-test: install  ## the test suite, tiny end-to-end training runs included (~3 min here)
+benchmark-predict: install data  ## prediction speed vs NeMo's own inference: ARGS="--ner x.nemo --tc y.nemo"
+	$(BIN)/python scripts/benchmark_predict.py $(ARGS)
+
+test: install  ## the test suite, tiny end-to-end training runs included (~8 min here)
 	$(BIN)/python -m pytest -m "not slow" $(ARGS)
 
 test-full: install  ## every test, the full default recipes included (~25 min here)
