@@ -229,9 +229,9 @@ def run(args: argparse.Namespace) -> dict:
           f"batch {args.batch_size}, {counts['train']} training items; out {out}", flush=True)
     results = [run_pipeline(p, spec, out) for p in pipelines]
     rows = table_rows(results)
-    from bertlab.trainer import _cpu_cores, _cpu_model
+    from bertlab.trainer import cpu_cores, cpu_model
 
-    report = {"spec": spec, "machine": {"cpu": _cpu_model(), "cpu_cores": _cpu_cores()},
+    report = {"spec": spec, "machine": {"cpu": cpu_model(), "cpu_cores": cpu_cores()},
               "date": time.strftime("%Y-%m-%d"), "command": " ".join(["scripts/benchmark_speed.py", *sys.argv[1:]]),
               "results": results}
     gpu = next((r.get("gpu") for r in results if r.get("gpu")), None)

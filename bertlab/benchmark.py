@@ -9,6 +9,7 @@ import time
 from omegaconf import DictConfig
 
 from bertlab.io import atomic_write
+from bertlab.trainer import cpu_cores
 
 
 def run_benchmark(cfg: DictConfig, metric: str, target: float, max_fit_minutes: float) -> bool:
@@ -27,7 +28,7 @@ def run_benchmark(cfg: DictConfig, metric: str, target: float, max_fit_minutes: 
     device = ran.device.get("gpu") or ran.trainer.accelerator
     report = {
         "run": str(result.log_dir),
-        "machine": f"{platform.machine()}, {_cpu_count()} CPU cores, device={device}, "
+        "machine": f"{platform.machine()}, {cpu_cores()} CPU cores, device={device}, "
                    f"precision={ran.trainer.precision}",
         "metrics": result.metrics,
         "fit_minutes": round(fit_minutes, 2),
@@ -44,12 +45,6 @@ def run_benchmark(cfg: DictConfig, metric: str, target: float, max_fit_minutes: 
         f"  target {metric} >= {target} within {max_fit_minutes:g} min: {'PASS' if passed else 'FAIL'}",
     ]))
     return passed
-
-
-def _cpu_count() -> int:
-    import os
-
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 0
 
 
 # --- prediction speed -------------------------------------------------------------------
@@ -159,7 +154,7 @@ def benchmark_classification(nemo_path, tsv_path, device=None, batch_size: int =
 def prediction_report(tagging: dict | None, classification: dict | None, device: str) -> str:
     import torch
 
-    lines = [f"machine: {platform.machine()}, {_cpu_count()} CPU cores, torch threads {torch.get_num_threads()}, "
+    lines = [f"machine: {platform.machine()}, {cpu_cores()} CPU cores, torch threads {torch.get_num_threads()}, "
              f"device {device}"]
     if tagging:
         t = tagging

@@ -26,16 +26,6 @@ SEED = "seed"
 HParam = int | float | str | bool
 
 
-@dataclass(frozen=True)
-class TaskMetrics:
-    val: str                # the main validation metric, the one that picks the best checkpoint
-    test: tuple[str, ...]   # the test scalars worth a column
-
-
-# From the task specs (bertlab.tasks), the one place a task's metrics are named.
-TASK_METRICS = {name: TaskMetrics(spec.monitor, spec.test_metrics) for name, spec in TASK_SPECS.items()}
-
-
 class NoRunsError(UserError, FileNotFoundError):
     """No TensorBoard event files under the given paths (or none that the filter kept)."""
 
@@ -68,7 +58,7 @@ class Run:
     def task(self) -> str | None:
         task = self.hparams.get("task")
         if task is None:  # no config.yaml nor hparams entry: recognise the task by its validation metric
-            task = next((name for name, metrics in TASK_METRICS.items() if metrics.val in self.scalars), None)
+            task = next((name for name, spec in TASK_SPECS.items() if spec.monitor in self.scalars), None)
         return task
 
     @property
@@ -77,8 +67,8 @@ class Run:
 
     @property
     def main_metric(self) -> str | None:
-        metrics = TASK_METRICS.get(self.task)
-        return metrics.val if metrics else None
+        spec = TASK_SPECS.get(self.task)
+        return spec.monitor if spec else None
 
     def values(self, tag: str) -> list[float]:
         return [point.value for point in self.scalars.get(tag, [])]
@@ -248,8 +238,8 @@ def comparison_table(runs: Sequence[Run], metric: str | None = None) -> pd.DataF
     """One row per run; ``metric`` overrides each task's main validation metric."""
     shown_elsewhere = {"task", "encoder.name"}
     hparam_columns = [key for key in differing_hparams(runs) if key not in shown_elsewhere]
-    test_columns = list(dict.fromkeys(tag for run in runs if run.task in TASK_METRICS
-                                      for tag in TASK_METRICS[run.task].test))
+    test_columns = list(dict.fromkeys(tag for run in runs if run.task in TASK_SPECS
+                                      for tag in TASK_SPECS[run.task].test_metrics))
     rows = []
     for run in runs:
         val_metric = metric or run.main_metric

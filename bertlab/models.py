@@ -95,10 +95,13 @@ class _EpochMetricsMixin:
         trainer = getattr(self, "_trainer", None)
         return trainer is not None and isinstance(trainer.accelerator, CUDAAccelerator)
 
-    def _fast_loader(self, loader, split_cfg, static_padding: bool = False):
-        """NeMo's loader in length buckets padded to multiples of ``pad_to_multiple_of``."""
+    def _fast_loader(self, dataset, split_cfg, num_workers: int, drop_last: bool, static_padding: bool = False):
+        """A loader of one of NeMo's datasets, as NeMo builds it, in length buckets padded to
+        multiples of ``pad_to_multiple_of`` (``static_padding``: NeMo's own batches)."""
         from bertlab.batching import fast_loader
 
+        loader = DataLoader(dataset, batch_size=split_cfg.batch_size, shuffle=split_cfg.shuffle,
+                            collate_fn=dataset.collate_fn, num_workers=num_workers, drop_last=drop_last)
         dataset_cfg = self._cfg.dataset
         pin = split_cfg.get("pin_memory", dataset_cfg.get("pin_memory"))
         pin = self._on_cuda() if pin is None else bool(pin)
@@ -221,9 +224,7 @@ class TextClassifier(_EpochMetricsMixin, TextClassificationModel):
 
         dataset = text_classification_dataset(self.tokenizer, cfg.file_path, self.dataset_cfg.max_seq_length,
                                               cfg.get("num_samples", -1))
-        loader = DataLoader(dataset, batch_size=cfg.batch_size, shuffle=cfg.shuffle, collate_fn=dataset.collate_fn,
-                            num_workers=cfg.get("num_workers", 0), drop_last=cfg.get("drop_last", False))
-        return self._fast_loader(loader, cfg)
+        return self._fast_loader(dataset, cfg, cfg.get("num_workers", 0), cfg.get("drop_last", False))
 
     def batch_loss(self, batch):
         input_ids, input_type_ids, input_mask, labels = batch
@@ -248,10 +249,9 @@ class TokenClassifier(_EpochMetricsMixin, TokenClassificationModel):
             self.tokenizer, Path(data.data_dir) / cfg.text_file, Path(data.data_dir) / cfg.labels_file,
             data.max_seq_length, self._cfg.label_ids, data.pad_label, data.ignore_extra_tokens,
             data.ignore_start_end, cfg.get("num_samples", -1))
-        loader = DataLoader(dataset, batch_size=cfg.batch_size, shuffle=cfg.shuffle, collate_fn=dataset.collate_fn,
-                            num_workers=data.get("num_workers", 0), drop_last=data.get("drop_last", False))
         static = not data.get("dynamic_padding", True)  # NeMo's own batches, for comparison
-        return self._fast_loader(loader, cfg, static_padding=static)
+        return self._fast_loader(dataset, cfg, data.get("num_workers", 0), data.get("drop_last", False),
+                                 static_padding=static)
 
     def setup_training_data(self, train_data_config=None):
         """NeMo's, without its label files in the data directory: the label mapping (and the

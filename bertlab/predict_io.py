@@ -225,6 +225,12 @@ def messages(items: Sequence[Item], results: Sequence, max_seq_length: int) -> l
     return lines
 
 
+def _check_format(spec, fmt: str, output: str | Path | None) -> None:
+    if fmt not in spec.output_formats:
+        raise DataError(output or "<stdout>", None, f"--format {fmt} is not for {spec.name} models "
+                                                    f"(choose from {', '.join(spec.output_formats)})")
+
+
 def check_prediction_args(model: str | Path, inputs: Sequence[str], output: str | Path | None,
                           fmt: str | None) -> None:
     """What ``scripts/predict.py`` checks before the 20 s model load: a bertlab model whose task
@@ -232,9 +238,8 @@ def check_prediction_args(model: str | Path, inputs: Sequence[str], output: str 
     from bertlab.restore import model_spec
 
     _, spec = model_spec(model)
-    if fmt is not None and fmt not in spec.output_formats:
-        raise DataError(output or "<stdout>", None, f"--format {fmt} is not for {spec.name} models "
-                                                    f"(choose from {', '.join(spec.output_formats)})")
+    if fmt is not None:
+        _check_format(spec, fmt, output)
     files = [path for path in inputs if path != "-"]
     for path in files:
         if Path(path).is_dir():
@@ -251,9 +256,7 @@ def predict_files(predictor, inputs: Sequence[str], output: str | Path | None = 
     """Read ``inputs``, predict, write ``output`` (or stdout); returns how many inputs failed."""
     spec = predictor.spec
     fmt = fmt or spec.output_formats[0]
-    if fmt not in spec.output_formats:
-        raise DataError(output or "<stdout>", None, f"--format {fmt} is not for {spec.name} models "
-                                                    f"(choose from {', '.join(spec.output_formats)})")
+    _check_format(spec, fmt, output)
     items = read_items(inputs, input_fmt, stdin=stdin)
     if spec.predict == "classify" and any(item.words is not None for item in items):
         raise DataError(items[0].source, None, "CoNLL input is for NER models; give classification texts "

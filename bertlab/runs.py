@@ -62,13 +62,9 @@ def run_inputs(cfg: DictConfig) -> dict:
             return None
         return done.stdout.strip() if done.returncode == 0 else None
 
-    if cfg.task == "token_classification":
-        data_dir = Path(cfg.model.dataset.data_dir)
-        files = [data_dir / cfg.model[split][kind] for split in ("train_ds", "validation_ds", "test_ds")
-                 for kind in ("text_file", "labels_file")]
-    else:
-        files = [Path(cfg.model[split].file_path) for split in ("train_ds", "validation_ds", "test_ds")
-                 if cfg.model[split].get("file_path")]
+    from bertlab.tasks import task_spec
+
+    files = [Path(path) for path in task_spec(cfg.task).data_files(cfg).values() if path]
     status = git("status", "--porcelain", "--untracked-files=no")
     return {"git": {"commit": git("rev-parse", "HEAD"), "changed": bool(status) if status is not None else None},
             "data_sha256": {str(path): hashlib.sha256(path.read_bytes()).hexdigest()

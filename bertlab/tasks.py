@@ -24,6 +24,8 @@ from bertlab.metrics import classification_scores, entity_scores, format_report
 
 log = logging.getLogger(__name__)
 
+SPLITS = ("train_ds", "validation_ds", "test_ds")
+
 
 def check_evaluation(nemo_path: str | Path, task: str, inputs: list[Path], out_dir: Path | None,
                      outputs: tuple[str, ...]) -> DictConfig:
@@ -53,6 +55,11 @@ def write_metrics(out_dir: Path, report: dict) -> Path:
 # --- text classification ----------------------------------------------------------------
 
 
+def text_classification_files(cfg: DictConfig) -> dict[str, str | None]:
+    """The data files a run reads, by config key (None: not configured, e.g. no test file)."""
+    return {f"model.{split}.file_path": cfg.model[split].file_path for split in SPLITS}
+
+
 def check_text_classification(cfg: DictConfig) -> None:
     num_classes = cfg.model.dataset.num_classes
     if not isinstance(num_classes, int) or num_classes < 2:
@@ -60,8 +67,7 @@ def check_text_classification(cfg: DictConfig) -> None:
     names = cfg.model.get("class_names")
     if names and len(names) != num_classes:
         raise ConfigError(f"model.class_names has {len(names)} names for num_classes={num_classes}")
-    files = {f"model.{split}.file_path": cfg.model[split].file_path
-             for split in ("train_ds", "validation_ds", "test_ds")}
+    files = text_classification_files(cfg)
     require_files(files)
     for path in filter(None, files.values()):
         table = read_labeled_tsv(path, num_classes=num_classes)  # DataError: file:line
@@ -104,16 +110,21 @@ def show_text_classification(model, samples: list[str]) -> None:
 # --- token classification (NER) ---------------------------------------------------------
 
 
+def token_classification_files(cfg: DictConfig) -> dict[str, str]:
+    """The data files a run reads, by config key."""
+    data_dir = Path(cfg.model.dataset.data_dir)
+    return {f"model.{split}.{kind}": str(data_dir / cfg.model[split][kind])
+            for split in SPLITS for kind in ("text_file", "labels_file")}
+
+
 def check_token_classification(cfg: DictConfig) -> None:
     from bertlab.data.iob import check_nemo_token_data
 
-    data_dir = Path(cfg.model.dataset.data_dir)
-    require_files({f"model.{split}.{kind}": str(data_dir / cfg.model[split][kind])
-                   for split in ("train_ds", "validation_ds", "test_ds")
-                   for kind in ("text_file", "labels_file")})
+    require_files(token_classification_files(cfg))
     # Line counts, tokens vs tags, IOB2, and no dev/test tag that train lacks, with file:line.
-    check_nemo_token_data(data_dir, {split: (cfg.model[split].text_file, cfg.model[split].labels_file)
-                                     for split in ("train_ds", "validation_ds", "test_ds")}, train="train_ds")
+    check_nemo_token_data(Path(cfg.model.dataset.data_dir),
+                          {split: (cfg.model[split].text_file, cfg.model[split].labels_file) for split in SPLITS},
+                          train="train_ds")
 
 
 def evaluate_ner(model, gold: list[Sentence], out_dir: Path | None, source: str = "",
@@ -180,6 +191,7 @@ class TaskSpec:
     main_metric: str              # the headline test metric, a key of evaluate()'s result
     test_metrics: tuple[str, ...]  # test scalars worth a column, as logged (``test_<key>``)
     check: Callable[[DictConfig], None]  # config and data checks before the model is built
+    data_files: Callable[[DictConfig], dict]  # config key -> data file the run reads
     evaluate_fn: Callable                # (model, cfg, out_dir) -> flat test metrics
     show_fn: Callable                    # (model, samples) -> prints predictions
     predict: str                  # the bertlab.predict.Predictor method
@@ -213,6 +225,7 @@ TASK_SPECS: dict[str, TaskSpec] = {
         main_metric="macro_f1",
         test_metrics=("test_macro_f1", "test_accuracy"),
         check=check_text_classification,
+        data_files=text_classification_files,
         evaluate_fn=_evaluate_text_classification,
         show_fn=show_text_classification,
         predict="classify",
@@ -226,15 +239,13 @@ TASK_SPECS: dict[str, TaskSpec] = {
         main_metric="entity_f1",
         test_metrics=("test_entity_f1", "test_entity_precision", "test_entity_recall"),
         check=check_token_classification,
+        data_files=token_classification_files,
         evaluate_fn=_evaluate_ner,
         show_fn=show_token_classification,
         predict="tag",
         output_formats=("json", "conll", "inline"),
     ),
 }
-TASKS = TASK_SPECS  # the name bertlab.train uses
-
-
 def task_spec(name: str) -> TaskSpec:
     try:
         return TASK_SPECS[name]

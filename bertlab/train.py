@@ -22,7 +22,7 @@ from bertlab.encoders import check_encoder_source, check_tokenizer_casing, go_of
 from bertlab.io import atomic_write
 from bertlab.logs import print_lightning_once, quiet_nemo, setup_run_logging
 from bertlab.runs import exp_manager_config, run_inputs
-from bertlab.tasks import TASKS
+from bertlab.tasks import task_spec
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ def train(cfg: DictConfig, callbacks: tuple = ()) -> RunResult:
     register_resolvers()
     require_values(cfg)
     check_types(cfg)
-    task = TASKS[cfg.task]
+    task = task_spec(cfg.task)
     check_encoder_source(cfg.model.language_model.pretrained_model_name)
     task.check(cfg)  # data files and labels, before the 20 s NeMo import
     go_offline_if_local(cfg.model.language_model.pretrained_model_name)
@@ -61,8 +61,9 @@ def train(cfg: DictConfig, callbacks: tuple = ()) -> RunResult:
     log_dir = _exp_manager(trainer, exp_manager_config(cfg, trainer.global_rank))
     setup_run_logging(log_dir if trainer.is_global_zero else None)
     checkpoint = _add_callbacks(trainer, cfg.exp_manager, log_dir)
-    environment = {"seed": cfg.seed, **run_environment(kwargs), **run_inputs(cfg)}
-    if trainer.is_global_zero:
+    environment = None
+    if trainer.is_global_zero:  # the record (a git call, the data files hashed) is rank 0's to write
+        environment = {"seed": cfg.seed, **run_environment(kwargs), **run_inputs(cfg)}
         save_run_record(log_dir, cfg, environment)
 
     model = _build_model(task, cfg, trainer)
@@ -101,8 +102,7 @@ def _build_model(task, cfg: DictConfig, trainer):
         if "Unable to instantiate HuggingFace" not in str(error) and name not in str(error):
             raise
         reason = str(error).split("Exception: ", 1)[-1].splitlines()[0]
-        raise ConfigError(f"model.language_model.pretrained_model_name: cannot load "
-                          f"{cfg.model.language_model.pretrained_model_name!r}: {reason}") from None
+        raise ConfigError(f"model.language_model.pretrained_model_name: cannot load {name!r}: {reason}") from None
 
 
 def save_model(model, path: Path) -> None:
@@ -155,20 +155,19 @@ def _load_best_weights(model, checkpoint) -> None:
              state["global_step"], path)
 
 
-def save_run_record(log_dir: Path, cfg: DictConfig, environment: dict | None = None) -> None:
+def save_run_record(log_dir: Path, cfg: DictConfig, environment: dict) -> None:
     """The composed config, the command line and (``environment.yaml``) the effective device,
-    precision and library versions, next to exp_manager's git-info.log."""
+    precision, library versions, seed, commit and data checksums, next to exp_manager's
+    git-info.log."""
     log_dir.mkdir(parents=True, exist_ok=True)
+    ran = environment["trainer"]
+    where = environment["device"].get("gpu") or environment["device"]["cpu"]
     with atomic_write(log_dir / "config.yaml") as handle:
-        if environment is not None:
-            ran = environment["trainer"]
-            where = environment["device"].get("gpu") or environment["device"]["cpu"]
-            handle.write(f"# ran on {ran['accelerator']} ({where}), precision {ran['precision']}; "
-                         "see environment.yaml\n")
+        handle.write(f"# ran on {ran['accelerator']} ({where}), precision {ran['precision']}; "
+                     "see environment.yaml\n")
         handle.write(OmegaConf.to_yaml(cfg, resolve=True))
-    if environment is not None:
-        with atomic_write(log_dir / "environment.yaml") as handle:
-            handle.write(OmegaConf.to_yaml(OmegaConf.create(environment)))
+    with atomic_write(log_dir / "environment.yaml") as handle:
+        handle.write(OmegaConf.to_yaml(OmegaConf.create(environment)))
     with atomic_write(log_dir / "command.txt") as handle:
         handle.write(shlex.join([sys.executable, *sys.argv]) + "\n")
 

@@ -94,7 +94,7 @@ def _version(package: str) -> str:
         return "not installed"
 
 
-def _cpu_model() -> str:
+def cpu_model() -> str:
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as handle:
             for line in handle:
@@ -111,7 +111,7 @@ def run_environment(kwargs: dict[str, Any]) -> dict[str, Any]:
     import torch
 
     on_gpu = kwargs["accelerator"] in _CUDA_ACCELERATORS
-    device = {"cpu": _cpu_model(), "cpu_cores": _cpu_cores()}
+    device = {"cpu": cpu_model(), "cpu_cores": cpu_cores()}
     if on_gpu:
         device.update(gpu=torch.cuda.get_device_name(), gpu_count=torch.cuda.device_count(),
                       cuda=str(torch.version.cuda))
@@ -124,7 +124,8 @@ def run_environment(kwargs: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _cpu_cores() -> int:
+def cpu_cores() -> int:
+    """CPU cores this process may run on (its affinity, which a container or taskset narrows)."""
     import os
 
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 0

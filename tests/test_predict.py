@@ -300,12 +300,16 @@ def test_configs_monitor_the_specs_metric(config, task):
     assert spec.main_test_scalar in spec.test_metrics
 
 
-def test_compare_reads_the_same_metrics_as_the_specs():
-    from bertlab.compare import TASK_METRICS
+def test_compare_reads_the_same_metrics_as_the_specs(tmp_path):
+    from bertlab.compare import Run, comparison_table
 
     for name, spec in TASK_SPECS.items():
-        assert TASK_METRICS[name].val == spec.monitor
-        assert tuple(TASK_METRICS[name].test) == spec.test_metrics
+        run = Run(path=tmp_path, name=name, hparams={"task": name})
+        assert run.main_metric == spec.monitor
+        # A run without a task record is recognised by its monitored metric.
+        assert Run(path=tmp_path, name=name, scalars={spec.monitor: []}).task == name
+        table = comparison_table([run])
+        assert [c for c in table.columns if c.startswith("test_")] == list(spec.test_metrics)
 
 
 def test_unknown_task_is_a_config_error():
