@@ -12,7 +12,7 @@ MODEL ?=
 INPUT ?=
 BENCH_ARGS ?=
 
-.PHONY: help install data tc ner predict benchmark benchmark-predict bench-speed test test-full compare tensorboard lint clean
+.PHONY: help install data tc ner predict benchmark benchmark-predict bench-speed bench-quality test test-full compare tensorboard lint clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -44,6 +44,9 @@ benchmark: install data  ## the NER accuracy/speed target: test entity F1 >= 0.8
 
 bench-speed: install  ## training speed vs stock NeMo and Hugging Face (BENCH_ARGS="--task tc --epochs 2")
 	$(BIN)/python scripts/benchmark_speed.py $(BENCH_ARGS)
+
+bench-quality: install  ## test scores vs Hugging Face over 3 seeds, recipes chosen on dev (BENCH_ARGS="--task ner")
+	$(BIN)/python scripts/benchmark_quality.py $(BENCH_ARGS)
 
 benchmark-predict: install data  ## prediction speed vs NeMo's own inference: ARGS="--ner x.nemo --tc y.nemo"
 	$(BIN)/python scripts/benchmark_predict.py $(ARGS)

@@ -132,20 +132,22 @@ def resolve_device(device: str | None, precision: str) -> tuple[str, str]:
     return device, precision
 
 
-def run_pipeline(pipeline: str, spec: dict, out: Path, timeout: float | None = None) -> dict:
-    """One pipeline in a fresh process; its result JSON (or the error)."""
+def run_pipeline(pipeline: str, spec: dict, out: Path, timeout: float | None = None, name: str | None = None) -> dict:
+    """One pipeline in a fresh process; its result JSON (or the error). ``name`` (default:
+    the pipeline's) names the run's files and directory under ``out``."""
     import shutil
 
-    spec_path, result_path, log_path = out / f"{pipeline}.spec.json", out / f"{pipeline}.json", out / f"{pipeline}.log"
+    name = name or pipeline
+    spec_path, result_path, log_path = out / f"{name}.spec.json", out / f"{name}.json", out / f"{name}.log"
     # A fresh copy of the data each: NeMo writes caches and label statistics beside it.
-    data_dir = out / pipeline / "data"
+    data_dir = out / name / "data"
     shutil.rmtree(data_dir, ignore_errors=True)
     shutil.copytree(spec["data_dir"], data_dir)
     with atomic_write(spec_path) as handle:
-        json.dump({**spec, "pipeline": pipeline, "work_dir": str(out / pipeline), "data_dir": str(data_dir)},
+        json.dump({**spec, "pipeline": pipeline, "work_dir": str(out / name), "data_dir": str(data_dir)},
                   handle, indent=2)
     command = [sys.executable, "-m", "bertlab.bench_speed_worker", str(spec_path), str(result_path)]
-    print(f"  {pipeline}: training ({' '.join(command[1:3])} ...), log {log_path}", flush=True)
+    print(f"  {name}: training ({' '.join(command[1:3])} ...), log {log_path}", flush=True)
     with open(log_path, "w", encoding="utf-8") as log:
         completed = subprocess.run(command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, timeout=timeout)
     if completed.returncode != 0 or not result_path.is_file():

@@ -101,7 +101,9 @@ def _score(spec: dict, gold, pred) -> float:
 # --- bertlab --------------------------------------------------------------------------
 
 
-def run_bertlab(spec: dict, clock: Clock) -> tuple[float, float]:
+def run_bertlab(spec: dict, clock: Clock) -> tuple[float, float, float]:
+    """The default config; the speed benchmark pins epochs, batch, lr and length (all in
+    ``spec``), the quality benchmark gives the recipe's own ``overrides`` instead."""
     from hydra import compose, initialize_config_dir
 
     from bertlab.config import register_resolvers
@@ -110,19 +112,20 @@ def run_bertlab(spec: dict, clock: Clock) -> tuple[float, float]:
     register_resolvers()
     overrides = [
         f"trainer={'gpu' if spec['device'] == 'cuda' else 'cpu'}", f"trainer.precision={spec['precision']}",
-        f"trainer.max_epochs={spec['epochs']}", "trainer.enable_progress_bar=false",
-        f"model.train_ds.batch_size={spec['batch_size']}", f"model.optim.lr={spec['lr']}",
-        f"model.dataset.max_seq_length={spec['max_seq_length']}", f"seed={spec['seed']}",
+        "trainer.enable_progress_bar=false", f"seed={spec['seed']}",
         f"model.language_model.pretrained_model_name={spec['encoder']}", f"data.dir={spec['data_dir']}",
         f"exp_manager.exp_dir={spec['work_dir']}",
     ]
+    if "overrides" not in spec:
+        overrides += [f"trainer.max_epochs={spec['epochs']}", f"model.train_ds.batch_size={spec['batch_size']}",
+                      f"model.optim.lr={spec['lr']}", f"model.dataset.max_seq_length={spec['max_seq_length']}"]
     name = "train_ner" if spec["task"] == "ner" else "train_tc"
     if spec["task"] == "tc":
         overrides.append("model.dataset.num_classes=3")
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        cfg = compose(config_name=name, overrides=overrides)
+        cfg = compose(config_name=name, overrides=[*overrides, *spec.get("overrides", [])])
     result = train(cfg, callbacks=(lightning_clock(clock),))
-    return result.fit_seconds, result.metrics["entity_f1" if spec["task"] == "ner" else "macro_f1"]
+    return result.fit_seconds, result.metrics["entity_f1" if spec["task"] == "ner" else "macro_f1"], result.best_val
 
 
 # --- stock NeMo -----------------------------------------------------------------------
@@ -153,7 +156,7 @@ def nemo_config(spec: dict):
     return cfg
 
 
-def run_nemo(spec: dict, clock: Clock) -> tuple[float, float]:
+def run_nemo(spec: dict, clock: Clock) -> tuple[float, float, None]:
     import lightning.pytorch as pl
     from nemo.collections.nlp.models import TextClassificationModel, TokenClassificationModel
 
@@ -175,15 +178,25 @@ def run_nemo(spec: dict, clock: Clock) -> tuple[float, float]:
         for s in gold:
             pred.append([names[i] for i in flat[start : start + len(s.words)]])
             start += len(s.words)
-        return fit_s, _score(spec, [list(s.tags) for s in gold], pred)
+        return fit_s, _score(spec, [list(s.tags) for s in gold], pred), None
     texts, labels = _test_items(spec)
-    return fit_s, _score(spec, labels, model.classifytext(texts, batch_size=64, max_seq_length=spec["max_seq_length"]))
+    predicted = model.classifytext(texts, batch_size=64, max_seq_length=spec["max_seq_length"])
+    return fit_s, _score(spec, labels, predicted), None
 
 
 # --- Hugging Face -----------------------------------------------------------------------
 
 
-def run_hf(spec: dict, clock: Clock) -> tuple[float, float]:
+def hf_recipe(spec: dict) -> dict:
+    """The Hugging Face run's settings: the speed benchmark's shared ones, or the quality
+    benchmark's candidate recipe (``spec["hf"]``) over the same defaults."""
+    shared = {key: spec[key] for key in ("epochs", "batch_size", "lr", "max_seq_length") if key in spec}
+    return {"warmup_ratio": 0.1, "weight_decay": 0.01, **shared, **spec.get("hf", {})}
+
+
+def run_hf(spec: dict, clock: Clock) -> tuple[float, float, float | None]:
+    """A plain Trainer; with ``spec["hf"]`` (quality benchmark) it also keeps its best epoch
+    by the dev score, as bertlab keeps its best checkpoint."""
     import numpy as np
     import transformers
     from transformers import AutoTokenizer, Trainer, TrainerCallback, TrainingArguments
@@ -198,8 +211,9 @@ def run_hf(spec: dict, clock: Clock) -> tuple[float, float]:
         def on_train_end(self, args, state, control, **kwargs):
             clock.finish()
 
+    recipe = hf_recipe(spec)
     tokenizer = AutoTokenizer.from_pretrained(spec["encoder"])
-    limit = spec["max_seq_length"]
+    limit = recipe["max_seq_length"]
     if spec["task"] == "ner":
         from bertlab.data.iob import read_nemo
 
@@ -220,6 +234,14 @@ def run_hf(spec: dict, clock: Clock) -> tuple[float, float]:
         model = transformers.AutoModelForTokenClassification.from_pretrained(
             spec["encoder"], num_labels=len(labels), id2label=dict(enumerate(labels)), label2id=label_ids)
         collator = transformers.DataCollatorForTokenClassification(tokenizer)
+
+        def score(split, logits, label_ids_):
+            gold, pred = [], []
+            for sentence, row, ids in zip(splits[split], np.argmax(logits, axis=-1), label_ids_):
+                tags = [labels[p] for p, g in zip(row, ids) if g != -100]
+                gold.append(list(sentence.tags))
+                pred.append(tags + ["O"] * (len(sentence.words) - len(tags)))  # words cut by truncation
+            return _score(spec, gold, pred)
     else:
         from bertlab.data.tsv import read_labeled_tsv
 
@@ -231,29 +253,27 @@ def run_hf(spec: dict, clock: Clock) -> tuple[float, float]:
         model = transformers.AutoModelForSequenceClassification.from_pretrained(spec["encoder"], num_labels=3)
         collator = transformers.DataCollatorWithPadding(tokenizer)
 
-    cuda = spec["device"] == "cuda"
+        def score(split, logits, label_ids_):
+            return _score(spec, [item["labels"] for item in data[split]], np.argmax(logits, axis=-1).tolist())
+
+    cuda, keep_best = spec["device"] == "cuda", "hf" in spec
     args = TrainingArguments(
-        output_dir=spec["work_dir"], per_device_train_batch_size=spec["batch_size"], per_device_eval_batch_size=64,
-        num_train_epochs=spec["epochs"], learning_rate=spec["lr"], weight_decay=0.01, warmup_ratio=0.1,
-        lr_scheduler_type="linear", max_grad_norm=1.0, bf16=spec["precision"] == "bf16-mixed",
-        fp16=spec["precision"] == "16-mixed", use_cpu=not cuda, eval_strategy="epoch", save_strategy="no",
+        output_dir=spec["work_dir"], per_device_train_batch_size=recipe["batch_size"], per_device_eval_batch_size=64,
+        num_train_epochs=recipe["epochs"], learning_rate=recipe["lr"], weight_decay=recipe["weight_decay"],
+        warmup_ratio=recipe["warmup_ratio"], lr_scheduler_type="linear", max_grad_norm=1.0,
+        bf16=spec["precision"] == "bf16-mixed", fp16=spec["precision"] == "16-mixed", use_cpu=not cuda,
+        eval_strategy="epoch", save_strategy="epoch" if keep_best else "no", save_total_limit=1 if keep_best else None,
+        load_best_model_at_end=keep_best, metric_for_best_model="f1" if keep_best else None,
         logging_steps=10, report_to=[], disable_tqdm=True, seed=spec["seed"], dataloader_num_workers=0)
     trainer = Trainer(model=model, args=args, train_dataset=data["train"], eval_dataset=data["dev"],
-                      data_collator=collator, callbacks=[ClockCallback()])
+                      data_collator=collator, callbacks=[ClockCallback()],
+                      compute_metrics=(lambda output: {"f1": score("dev", *output)}) if keep_best else None)
     started = time.perf_counter()
     trainer.train()
     fit_s = time.perf_counter() - started
-
+    dev = trainer.state.best_metric if keep_best else None
     output = trainer.predict(data["test"])
-    predicted = np.argmax(output.predictions, axis=-1)
-    if spec["task"] == "tc":
-        return fit_s, _score(spec, [item["labels"] for item in data["test"]], predicted.tolist())
-    gold, pred = [], []
-    for sentence, row, ids in zip(splits["test"], predicted, output.label_ids):
-        tags = [labels[p] for p, g in zip(row, ids) if g != -100]
-        gold.append(list(sentence.tags))
-        pred.append(tags + ["O"] * (len(sentence.words) - len(tags)))  # words cut by truncation
-    return fit_s, _score(spec, gold, pred)
+    return fit_s, score("test", output.predictions, output.label_ids), dev
 
 
 PIPELINES = {"bertlab": run_bertlab, "nemo": run_nemo, "hf": run_hf}
@@ -268,15 +288,17 @@ def main(spec_path: str, result_path: str) -> None:
     Path(spec["work_dir"]).mkdir(parents=True, exist_ok=True)
     cuda = spec["device"] == "cuda"
     clock = Clock(cuda)
-    fit_s, f1 = PIPELINES[spec["pipeline"]](spec, clock)
+    fit_s, f1, dev_f1 = PIPELINES[spec["pipeline"]](spec, clock)
     epochs = clock.epoch_seconds()
+    seen = spec["counts"]["train"] * len(epochs)  # items trained on (epochs run, early stopping included)
     result = {
         "pipeline": spec["pipeline"],
         "fit_s": fit_s,
-        "sentences_per_s": spec["counts"]["train"] * spec["epochs"] / fit_s,
+        "epochs": len(epochs),
+        "sentences_per_s": seen / fit_s,
         "first_step_s": clock.first_step - process_start,
         "epochs_cpu_s": clock.cpu_end - clock.cpu_start,
-        "sentences_per_cpu_s": spec["counts"]["train"] * spec["epochs"] / max(clock.cpu_end - clock.cpu_start, 1e-9),
+        "sentences_per_cpu_s": seen / max(clock.cpu_end - clock.cpu_start, 1e-9),
         "epoch_s": epochs,
         "later_epoch_s": later_epoch_seconds(epochs),
         "memory_kind": "GPU" if cuda else "RSS",
@@ -284,6 +306,7 @@ def main(spec_path: str, result_path: str) -> None:
                            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024) / 2**20,
         "f1_name": "test entity F1" if spec["task"] == "ner" else "test macro F1",
         "f1": f1,
+        "dev_f1": dev_f1,
         "torch_threads": torch.get_num_threads(),
     }
     if cuda:

@@ -208,34 +208,49 @@ class _EpochMetricsMixin:
 
 
 class TextClassifier(_EpochMetricsMixin, TextClassificationModel):
-    """Sequence classification; epoch metrics: accuracy, macro and micro F1, per-class F1."""
+    """Sequence classification; epoch metrics: accuracy, macro and micro F1, per-class F1,
+    one prediction per text (``model.dataset.long_text``: see :mod:`bertlab.long_text`)."""
 
     @property
     def class_names(self) -> list[str]:
         names = self._cfg.get("class_names")
         return list(names) if names else [str(i) for i in range(self._cfg.dataset.num_classes)]
 
-    def epoch_metrics(self, gold: list[int], pred: list[int]) -> dict[str, float]:
-        scores = classification_scores(gold, pred, self.class_names)
+    def epoch_metrics(self, gold: list, pred: list) -> dict[str, float]:
+        scores = classification_scores(*self._texts_gold_pred(gold, pred), self.class_names)
         return {"accuracy": scores["accuracy"], "macro_f1": scores["macro_f1"], "f1": scores["micro_f1"]}
 
     def _setup_dataloader_from_config(self, cfg):
+        from bertlab.long_text import check_strategy
         from bertlab.nemo_data import text_classification_dataset
 
-        dataset = text_classification_dataset(self.tokenizer, cfg.file_path, self.dataset_cfg.max_seq_length,
-                                              cfg.get("num_samples", -1))
+        data = self.dataset_cfg
+        dataset = text_classification_dataset(self.tokenizer, cfg.file_path, data.max_seq_length,
+                                              check_strategy(data.get("long_text", "head")), cfg.get("num_samples", -1))
         return self._fast_loader(dataset, cfg, cfg.get("num_workers", 0), cfg.get("drop_last", False))
 
     def batch_loss(self, batch):
-        input_ids, input_type_ids, input_mask, labels = batch
+        input_ids, input_type_ids, input_mask, labels = batch[:4]
         logits = self.forward(input_ids=input_ids, token_type_ids=input_type_ids, attention_mask=input_mask)
         return self.loss(logits=logits, labels=labels), logits
 
     def step_outputs(self, batch, logits):
-        return batch[3], logits.argmax(dim=-1)
+        return batch[3], logits.float(), batch[4], batch[5]
 
-    def decode(self, gold, pred):
-        return gold.tolist(), pred.tolist()
+    def decode(self, gold, logits, texts, rows):
+        return [(int(t), int(g)) for t, g in zip(texts, gold)], list(zip(rows.tolist(), texts.tolist(), logits))
+
+    def _texts_gold_pred(self, gold: list, pred: list) -> tuple[list[int], list[int]]:
+        """One prediction per text: the mean of its rows' logits (its chunks with
+        ``sentence_chunks``), each row counted once (DDP's sampler repeats a few)."""
+        rows = {row: (text, logits) for row, text, logits in pred}
+        by_text: dict[int, list] = {}
+        for text, logits in rows.values():
+            by_text.setdefault(text, []).append(logits)
+        labels = dict(gold)
+        texts = sorted(by_text)
+        return ([labels[t] for t in texts],
+                [int(torch.stack(by_text[t]).mean(dim=0).argmax()) for t in texts])
 
 
 class TokenClassifier(_EpochMetricsMixin, TokenClassificationModel):

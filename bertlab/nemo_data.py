@@ -1,35 +1,80 @@
-"""NeMo's datasets, built in memory from bertlab's own readers.
+"""The models' datasets, built in memory from bertlab's own readers.
 
 Given file paths, NeMo 2.4's datasets pickle their features into the data directory (TC:
 ``cached_*.pkl`` even with ``use_cache: false``; NER: ``cached__*``, which DDP ranks > 0 then
 unpickle) and the token classification model unpickles ``<labels>_weights.p`` from there
 when one exists, besides writing ``label_ids.csv`` and label statistics next to the data.
 A data directory is input: here nothing is written into it and nothing is unpickled from
-it. Tokenization is NeMo's own (``get_features``), once per process, in memory.
+it. Tokenization is NeMo's own (NER: its ``get_features``; classification: the same per-word
+split, with a choice of how long texts are read), once per process, in memory.
 """
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
 
 from bertlab.data.iob import read_nemo
 from bertlab.data.tsv import read_labeled_tsv
 
+log = logging.getLogger(__name__)
 
-def text_classification_dataset(tokenizer, path: str | Path, max_seq_length: int, num_samples: int = -1):
-    """NeMo's TextClassificationDataset for a ``text<TAB>label`` file, tokenized in memory."""
-    from nemo.collections.nlp.data.text_classification import TextClassificationDataset
 
-    rows = read_labeled_tsv(path).rows
+class TextClassificationData(Dataset):
+    """Classification features, one row per sequence the encoder reads (one per text, or
+    one per chunk with ``sentence_chunks``): ``(input_ids, segment_ids, input_mask, label,
+    text index, row index)``. The indices let validation average a text's chunks and
+    drop the rows DDP's sampler repeats."""
+
+    def __init__(self, rows: list[tuple[list[int], int, int]], pad_id: int, truncated: int, texts: int):
+        self.rows, self.pad_id = rows, pad_id
+        self.truncated, self.texts = truncated, texts  # texts longer than the budget, all texts
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, index):
+        ids, label, text = self.rows[index]
+        return np.asarray(ids), np.zeros(len(ids), dtype=np.int64), np.ones(len(ids), dtype=np.int64), label, text, index
+
+    def collate_fn(self, items):
+        width = max(len(item[0]) for item in items)
+        ids = torch.full((len(items), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(items), width), dtype=torch.long)
+        for row, item in enumerate(items):
+            ids[row, :len(item[0])] = torch.from_numpy(item[0])
+            mask[row, :len(item[0])] = 1
+        columns = [torch.tensor([item[k] for item in items], dtype=torch.long) for k in (3, 4, 5)]
+        return (ids, torch.zeros_like(ids), mask, *columns)
+
+
+def text_classification_dataset(tokenizer, path: str | Path, max_seq_length: int, long_text: str = "head",
+                                num_samples: int = -1) -> TextClassificationData:
+    """The rows of a ``text<TAB>label`` file, tokenized as NeMo's TextClassificationDataset
+    does (whitespace words, each on its own), long texts fitted by ``long_text``
+    (:mod:`bertlab.long_text`); logs how many texts were longer than the budget."""
+    from bertlab.long_text import WordEncoder, fit_to_length
+
+    table = read_labeled_tsv(path).rows
     if num_samples > 0:
-        rows = rows[:num_samples]
-    # The query path tokenizes exactly as the file path does (whitespace split), without a cache.
-    dataset = TextClassificationDataset(tokenizer=tokenizer, queries=[text for text, _ in rows],
-                                        max_seq_length=max_seq_length)
-    for features, (_, label) in zip(dataset.features, rows):
-        features[3] = label
-    return dataset
+        table = table[:num_samples]
+    encode, budget, rows, truncated = WordEncoder(tokenizer), max_seq_length - 2, [], 0
+    for index, (text, label) in enumerate(table):
+        words = text.split()
+        word_ids = encode(words)
+        truncated += sum(map(len, word_ids)) > budget
+        pieces = fit_to_length(words, word_ids, budget, long_text)
+        rows.extend(([tokenizer.cls_id, *piece, tokenizer.sep_id], label, index) for piece in pieces)
+    what = {"head": "their first {b} kept", "head_tail": "their first {h} and last {t} kept",
+            "sentence_chunks": "read in sentence chunks ({n} rows)"}[long_text]
+    log.info("%s: %d of %d texts longer than %d subtokens, %s", Path(path).name, truncated, len(table), budget,
+             what.format(b=budget, h=budget // 4, t=budget - budget // 4, n=len(rows)))
+    return TextClassificationData(rows, tokenizer.pad_id or 0, truncated, len(table))
 
 
 def token_classification_dataset(tokenizer, text_path: str | Path, labels_path: str | Path, max_seq_length: int,

@@ -17,8 +17,9 @@ on its first subtoken, as NeMo's ``subtokens_mask`` does in training.
 
 Inputs are sorted by length and batched with padding to each batch's longest row, under
 ``torch.inference_mode`` on the model's device. Longer inputs than the model's
-``max_seq_length``: classification keeps the first subtokens (as training did) and flags
-the result ``truncated``; NER tags overlapping windows of whole words and takes each
+``max_seq_length``: classification reads them as training did (``model.dataset.long_text``:
+the first subtokens, head and tail, or sentence chunks whose logits are averaged) and flags
+a cut text ``truncated``; NER tags overlapping windows of whole words and takes each
 entity from one window (see :func:`merge_windows`), so every word gets a tag.
 NeMo and torch are imported inside functions.
 """
@@ -32,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bertlab.data.ncbi_iob import TOKEN
+from bertlab.long_text import WordEncoder
 
 DEFAULT_BATCH_SIZE = 64
 # A longer "line" is more likely a wrong file (a binary, a whole book) than one text.
@@ -46,8 +48,9 @@ class Classification:
     label: int | None
     class_name: str | None
     probabilities: tuple[float, ...] = ()  # by class id
-    truncated: bool = False  # longer than max_seq_length: only its first subtokens were read
+    truncated: bool = False  # longer than max_seq_length: only part of its subtokens were read
     subtokens: int = 0  # without [CLS]/[SEP]
+    chunks: int = 1  # > 1: read in sentence chunks (long_text: sentence_chunks)
     error: str | None = None
 
 
@@ -214,10 +217,11 @@ class Predictor:
         self.max_seq_length = self._sequence_limit(max_seq_length)
         self.max_chars = max_chars
         self.progress = progress
-        self._word_cache: dict[str, list[int]] = {}
+        self._encode = WordEncoder(model.tokenizer, cache_limit=_WORD_CACHE_LIMIT)
+        self._word_cache = self._encode.cache
         tokenizer = model.tokenizer
         self._cls, self._sep = tokenizer.cls_id, tokenizer.sep_id
-        self._pad, self._unk = tokenizer.pad_id, tokenizer.unk_id
+        self._pad = tokenizer.pad_id
 
     @classmethod
     def load(cls, path: str | Path, device=None, **kwargs) -> Predictor:
@@ -235,6 +239,11 @@ class Predictor:
         return self.spec.name
 
     @property
+    def long_text(self) -> str:
+        """How a classifier reads texts longer than max_seq_length (bertlab.long_text)."""
+        return self.model.cfg.dataset.get("long_text", "head")
+
+    @property
     def class_names(self) -> list[str]:
         return list(self.model.class_names)
 
@@ -245,26 +254,32 @@ class Predictor:
     # --- the two tasks -------------------------------------------------------------------
 
     def classify(self, texts: Sequence[str]) -> list[Classification]:
-        """Class id, name and every class's probability for each text."""
+        """Class id, name and every class's probability for each text; a text longer than
+        the model reads at once is read as it was in training (``model.dataset.long_text``)."""
         import torch
 
-        budget = self.max_seq_length - 2
+        from bertlab.long_text import fit_to_length
+
+        budget, strategy = self.max_seq_length - 2, self.long_text
         results: list[Classification | None] = [None] * len(texts)
-        sequences, owners = [], []
+        sequences, owners = [], []  # one sequence per chunk; owners: (text index, subtokens, chunks)
         for index, text in enumerate(texts):
             error = self._check(text)
             words = text.split() if error is None else []
             if not words:
                 results[index] = Classification(None, None, error=error)
                 continue
-            ids = [i for word_ids in self._word_ids(words) for i in word_ids]
-            sequences.append([self._cls, *ids[:budget], self._sep])
-            owners.append((index, len(ids)))
-        names = self.class_names
-        for (index, length), logits in zip(owners, self._logits(sequences)):
-            probabilities = torch.softmax(logits, dim=-1).tolist()
-            label = int(logits.argmax())
-            results[index] = Classification(label, names[label], tuple(probabilities), length > budget, length)
+            word_ids = self._word_ids(words)
+            pieces = fit_to_length(words, word_ids, budget, strategy)
+            sequences.extend([self._cls, *piece, self._sep] for piece in pieces)
+            owners.append((index, sum(map(len, word_ids)), len(pieces)))
+        names, logits, first = self.class_names, self._logits(sequences), 0
+        for index, length, chunks in owners:
+            mean = torch.stack(logits[first:first + chunks]).mean(dim=0)  # chunks: the mean of their logits
+            first += chunks
+            label = int(mean.argmax())
+            results[index] = Classification(label, names[label], tuple(torch.softmax(mean, dim=-1).tolist()),
+                                            length > budget and strategy != "sentence_chunks", length, chunks)
         return results  # type: ignore[return-value]
 
     def tag(self, inputs: Sequence[str | Sequence[str]]) -> list[Tagged]:
@@ -327,21 +342,8 @@ class Predictor:
         return None
 
     def _word_ids(self, words: Sequence[str]) -> list[list[int]]:
-        """Subtoken ids of each word, tokenized on its own as NeMo's datasets do; a word the
-        tokenizer drops entirely (a lone combining mark) becomes [UNK] so it still gets a tag."""
-        cache = self._word_cache
-        new = [word for word in dict.fromkeys(words) if word not in cache]
-        if new:
-            if len(cache) > _WORD_CACHE_LIMIT:
-                cache.clear()
-            tokenizer = self.model.tokenizer
-            hf = getattr(tokenizer, "tokenizer", None)
-            if callable(hf):  # the fast HF tokenizer under NeMo's wrapper: one batched call
-                encoded = hf(new, add_special_tokens=False)["input_ids"]
-            else:
-                encoded = [tokenizer.tokens_to_ids(tokenizer.text_to_tokens(word)) for word in new]
-            cache.update((word, ids or [self._unk]) for word, ids in zip(new, encoded))
-        return [cache[word] for word in words]
+        """Subtoken ids of each word, tokenized on its own as the training data was."""
+        return self._encode(words)
 
     def _logits(self, sequences: list[list[int]]) -> list:
         """The model's logits for each id sequence (float32, on CPU), in input order: longest

@@ -159,6 +159,8 @@ def classification_record(item: Item, result, class_names: Sequence[str]) -> dic
               "probabilities": dict(zip(class_names, (round(p, 6) for p in result.probabilities)))}
     if result.truncated:
         record["truncated"] = True
+    if result.chunks > 1:
+        record["chunks"] = result.chunks
     if result.error:
         record["error"] = result.error
     return record
@@ -211,14 +213,21 @@ def write_lines(lines: Iterable[str], output: str | Path | None, stdout: TextIO 
 # --- the whole command -----------------------------------------------------------------
 
 
-def messages(items: Sequence[Item], results: Sequence, max_seq_length: int) -> list[str]:
+def messages(items: Sequence[Item], results: Sequence, max_seq_length: int, long_text: str = "head") -> list[str]:
     """One line per failed input, and a count of the inputs longer than max_seq_length."""
     lines = [f"{item.where}: {result.error}" for item, result in zip(items, results) if result.error]
     cut = sum(bool(getattr(r, "truncated", False)) for r in results)
+    chunked = sum(getattr(r, "chunks", 1) > 1 for r in results)
     windowed = sum(getattr(r, "windows", 1) > 1 for r in results)
+    budget = max_seq_length - 2
     if cut:
+        kept = (f"their first {budget // 4} and last {budget - budget // 4}" if long_text == "head_tail"
+                else f"their first {budget}")
         lines.append(f"{cut} of {len(results)} inputs longer than max_seq_length={max_seq_length} subtokens "
-                     f"were truncated (classified on their first {max_seq_length - 2} subtokens)")
+                     f"were truncated (classified on {kept} subtokens)")
+    if chunked:
+        lines.append(f"{chunked} of {len(results)} inputs longer than max_seq_length={max_seq_length} subtokens "
+                     f"were classified in sentence chunks (mean of the chunks' logits)")
     if windowed:
         lines.append(f"{windowed} of {len(results)} inputs longer than max_seq_length={max_seq_length} subtokens "
                      f"were tagged in overlapping windows")
@@ -267,7 +276,7 @@ def predict_files(predictor, inputs: Sequence[str], output: str | Path | None = 
     if spec.predict == "classify" and fmt == "tsv":
         lines = [tsv_header(class_names), *lines]
     write_lines(lines, output, stdout)
-    report = messages(items, results, predictor.max_seq_length)
+    report = messages(items, results, predictor.max_seq_length, predictor.long_text)
     for line in report:
         print(line, file=stderr or sys.stderr)
     return sum(bool(result.error) for result in results)

@@ -20,6 +20,7 @@ from bertlab.config import ConfigError, require_files
 from bertlab.data.iob import Sentence, read_nemo, write_conll
 from bertlab.data.tsv import read_labeled_tsv
 from bertlab.io import DataError, atomic_write, ensure_not_inputs
+from bertlab.long_text import check_strategy
 from bertlab.metrics import classification_scores, entity_scores, format_report
 
 log = logging.getLogger(__name__)
@@ -64,6 +65,7 @@ def check_text_classification(cfg: DictConfig) -> None:
     num_classes = cfg.model.dataset.num_classes
     if not isinstance(num_classes, int) or num_classes < 2:
         raise ConfigError(f"model.dataset.num_classes must be an integer >= 2, got {num_classes!r}")
+    check_strategy(cfg.model.dataset.get("long_text", "head"))
     names = cfg.model.get("class_names")
     if names and len(names) != num_classes:
         raise ConfigError(f"model.class_names has {len(names)} names for num_classes={num_classes}")
@@ -87,13 +89,19 @@ def evaluate_text_classification(model, tsv_path: str | Path, out_dir: Path | No
     predictor = as_predictor(model, batch_size=batch_size, max_seq_length=max_seq_length)
     rows = read_labeled_tsv(tsv_path, num_classes=len(predictor.class_names)).rows
     texts, gold = [t for t, _ in rows], [label for _, label in rows]
-    pred = [result.label for result in predictor.classify(texts)]
+    results = predictor.classify(texts)
+    pred = [result.label for result in results]
     names = predictor.class_names
     scores = classification_scores(gold, pred, names)
-    print(format_report(f"Test set: {tsv_path} ({len(rows)} texts)", scores["per_class"],
-                        {k: scores[k] for k in ("accuracy", "macro_f1", "micro_f1")}))
+    long_texts = {"max_seq_length": predictor.max_seq_length, "long_text": predictor.long_text,
+                  "longer": sum(r.subtokens > predictor.max_seq_length - 2 for r in results),
+                  "truncated": sum(r.truncated for r in results)}
+    print(format_report(f"Test set: {tsv_path} ({len(rows)} texts; {long_texts['longer']} longer than "
+                        f"max_seq_length={predictor.max_seq_length}, read as long_text={predictor.long_text})",
+                        scores["per_class"], {k: scores[k] for k in ("accuracy", "macro_f1", "micro_f1")}))
     if out_dir is not None:
-        write_metrics(out_dir, {"task": "text_classification", "file": str(tsv_path), **scores})
+        write_metrics(out_dir, {"task": "text_classification", "file": str(tsv_path), **scores,
+                                "long_texts": long_texts})
         with atomic_write(Path(out_dir) / "predictions.tsv") as handle:
             handle.write("sentence\tgold\tpred\n")
             handle.writelines(f"{t}\t{names[g]}\t{names[p]}\n" for t, g, p in zip(texts, gold, pred))

@@ -1,0 +1,189 @@
+"""Model quality against a Hugging Face ``Trainer`` with the same encoder, over seeds
+(scripts/benchmark_quality.py, ``make bench-quality``).
+
+The protocol, for each pipeline (bertlab, and Hugging Face's Trainer: see
+:mod:`bertlab.bench_speed_worker`):
+
+1. every candidate recipe of ``conf/quality/<task>.yaml`` trains with the first seed, and
+   the one with the best dev score is the pipeline's recipe (test scores play no part);
+2. that recipe trains again with each further seed; the report gives the test score of
+   every seed, their mean and standard deviation, and whether bertlab meets the target
+   and beats Hugging Face's mean by the margin.
+
+Each run is its own process on the same data and encoder. A run whose result file is
+already in ``--out-dir`` is not run again, so an interrupted benchmark resumes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+from bertlab.bench_speed import REPO, _corpus_dir, prepare_data, prepare_encoder, resolve_device, run_pipeline
+from bertlab.config import ConfigError
+from bertlab.io import atomic_write
+
+PIPELINES = ("bertlab", "hf")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--task", choices=("ner", "tc"), default="tc")
+    parser.add_argument("--grid", type=Path, default=None, help="candidate recipes (default: conf/quality/<task>.yaml)")
+    parser.add_argument("--seeds", default="1,2,3", help="comma-separated; the first one also picks the recipes")
+    parser.add_argument("--pipelines", default=",".join(PIPELINES), help="comma-separated subset of bertlab,hf")
+    parser.add_argument("--device", choices=("cuda", "cpu"), default=None, help="default: cuda when there is one")
+    parser.add_argument("--precision", default="auto", help="auto, 32, 16-mixed or bf16-mixed")
+    parser.add_argument("--max-train", type=int, default=0, help="use the first N training items (0: all)")
+    parser.add_argument("--max-eval", type=int, default=0, help="use the first N dev and test items (0: all)")
+    parser.add_argument("--corpus", type=Path, default=None, help="NCBI Disease directory (original/ and conll/)")
+    parser.add_argument("--out-dir", type=Path, default=None,
+                        help="default: experiments/quality/<task>_<time>; an existing one resumes")
+    return parser.parse_args(argv)
+
+
+def load_grid(path: Path) -> dict:
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such grid file")
+    grid = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
+    for key in ("target", "margin", "bertlab", "hf", "hf_defaults"):
+        if key not in grid:
+            raise ConfigError(f"{path}: missing key {key!r}")
+    for pipeline in PIPELINES:
+        if not grid[pipeline]:
+            raise ConfigError(f"{path}: {pipeline} needs at least one candidate recipe")
+    return grid
+
+
+def _seeds(text: str) -> list[int]:
+    try:
+        seeds = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise ConfigError(f"--seeds must be comma-separated integers, got {text!r}") from None
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise ConfigError(f"--seeds must name distinct seeds, got {text!r}")
+    return seeds
+
+
+def run_spec(base: dict, grid: dict, pipeline: str, recipe: str, seed: int) -> dict:
+    if pipeline == "bertlab":
+        return {**base, "seed": seed, "overrides": list(grid["bertlab"][recipe])}
+    return {**base, "seed": seed, "hf": {**grid["hf_defaults"], **grid["hf"][recipe]}}
+
+
+def run_once(out: Path, base: dict, grid: dict, pipeline: str, recipe: str, seed: int) -> dict:
+    """One training run (or its stored result); raises if it failed."""
+    name = f"{pipeline}-{recipe}-seed{seed}"
+    stored = out / f"{name}.json"
+    if stored.is_file():
+        print(f"  {name}: done before, {stored}", flush=True)
+        result = json.loads(stored.read_text())
+    else:
+        result = run_pipeline(pipeline, run_spec(base, grid, pipeline, recipe, seed), out, name=name)
+    if "error" in result:
+        raise RuntimeError(f"{name} failed: {result['error']}")
+    return {**result, "recipe": recipe, "seed": seed, "name": name}
+
+
+def summarize(runs: list[dict]) -> dict:
+    scores = [r["f1"] for r in runs]
+    return {"recipe": runs[0]["recipe"], "seeds": [r["seed"] for r in runs], "test": scores,
+            "mean": statistics.fmean(scores), "std": statistics.stdev(scores) if len(scores) > 1 else 0.0,
+            "dev_mean": statistics.fmean(r["dev_f1"] for r in runs),
+            "fit_minutes_mean": statistics.fmean(r["fit_s"] for r in runs) / 60}
+
+
+def verdict(final: dict, grid: dict) -> dict:
+    ours, theirs = final.get("bertlab"), final.get("hf")
+    result = {"target": grid["target"], "margin": grid["margin"]}
+    if ours:
+        result["meets_target"] = ours["mean"] >= grid["target"]
+    if ours and theirs:
+        result["lead"] = ours["mean"] - theirs["mean"]
+        result["beats_hf"] = result["lead"] >= grid["margin"]
+    result["passed"] = all(result.get(key, False) for key in ("meets_target", "beats_hf"))
+    return result
+
+
+def format_markdown(report: dict) -> str:
+    metric = report["metric"]
+    lines = [f"{report['task'].upper()}, {report['device']} {report['precision']}, embedded MiniLM-L6-H384; "
+             f"{report['machine']}; {report['date']}; `{report['command']}`", "",
+             f"Recipes chosen on dev (seed {report['seeds'][0]}; the test column is not used to choose):", "",
+             f"| pipeline | recipe | dev {metric} | test {metric} | epochs | fit min |", "|---|---|---:|---:|---:|---:|"]
+    for run in report["selection"]:
+        chosen = " (chosen)" if report["final"][run["pipeline"]]["recipe"] == run["recipe"] else ""
+        lines.append(f"| {run['pipeline']} | {run['recipe']}{chosen} | {run['dev_f1']:.4f} | {run['f1']:.4f} | "
+                     f"{run['epochs']} | {run['fit_s'] / 60:.1f} |")
+    lines += ["", f"Test {metric}, seeds {', '.join(map(str, report['seeds']))}:", "",
+              f"| pipeline | recipe | mean +- std | per seed | dev mean | fit min (mean) |",
+              "|---|---|---:|---|---:|---:|"]
+    for pipeline, s in report["final"].items():
+        lines.append(f"| {pipeline} | {s['recipe']} | **{s['mean']:.4f} +- {s['std']:.4f}** | "
+                     f"{', '.join(f'{x:.4f}' for x in s['test'])} | {s['dev_mean']:.4f} | "
+                     f"{s['fit_minutes_mean']:.1f} |")
+    v = report["verdict"]
+    lines.append("")
+    if "meets_target" in v:
+        lines.append(f"- target: bertlab mean {metric} >= {v['target']}: {'PASS' if v['meets_target'] else 'FAIL'}")
+    if "beats_hf" in v:
+        lines.append(f"- bertlab minus Hugging Face: {100 * v['lead']:+.1f} points (needed >= "
+                     f"{100 * v['margin']:.1f}): {'PASS' if v['beats_hf'] else 'FAIL'}")
+    lines.append(f"- whole benchmark: {report['minutes']:.0f} min")
+    return "\n".join(lines) + "\n"
+
+
+def run(args: argparse.Namespace) -> dict:
+    pipelines = [p.strip() for p in args.pipelines.split(",") if p.strip()]
+    if not pipelines or set(pipelines) - set(PIPELINES):
+        raise ConfigError(f"--pipelines: choose from {', '.join(PIPELINES)} (got {args.pipelines!r})")
+    seeds = _seeds(args.seeds)
+    grid = load_grid(args.grid or REPO / "conf" / "quality" / f"{args.task}.yaml")
+    corpus = _corpus_dir(args.corpus)
+    device, precision = resolve_device(args.device, args.precision)
+    started = time.perf_counter()
+    out = (args.out_dir or REPO / "experiments" / "quality" / f"{args.task}_{time.strftime('%Y-%m-%d_%H-%M-%S')}")
+    out = out.resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    counts = prepare_data(args.task, corpus, out / "data", args.max_train, args.max_eval)
+    base = {"task": args.task, "device": device, "precision": precision, "encoder": prepare_encoder("minilm", out, 0),
+            "encoder_name": "minilm", "data_dir": str(out / "data"), "counts": counts}
+    print(f"quality benchmark: {args.task}, {device} {precision}, seeds {seeds}, {counts['train']} training items; "
+          f"out {out}", flush=True)
+    selection, final = [], {}
+    for pipeline in pipelines:
+        tried = [run_once(out, base, grid, pipeline, recipe, seeds[0]) for recipe in grid[pipeline]]
+        selection.extend(tried)
+        best = max(tried, key=lambda r: r["dev_f1"])  # dev only
+        runs = [best] + [run_once(out, base, grid, pipeline, best["recipe"], seed) for seed in seeds[1:]]
+        final[pipeline] = summarize(runs)
+    from bertlab.trainer import cpu_cores, cpu_model
+
+    gpu = next((r.get("gpu") for r in selection if r.get("gpu")), None)
+    report = {"task": args.task, "metric": "entity F1" if args.task == "ner" else "macro F1", "device": device,
+              "precision": precision, "seeds": seeds, "counts": counts,
+              "machine": gpu or f"{cpu_model()}, {cpu_cores()} CPU cores", "date": time.strftime("%Y-%m-%d"),
+              "command": " ".join(["scripts/benchmark_quality.py", *sys.argv[1:]]),
+              "selection": selection, "final": final, "verdict": verdict(final, grid),
+              "minutes": (time.perf_counter() - started) / 60, "out_dir": str(out)}
+    with atomic_write(out / "quality.json") as handle:
+        json.dump(report, handle, indent=2)
+        handle.write("\n")
+    markdown = format_markdown(report)
+    with atomic_write(out / "quality.md") as handle:
+        handle.write(markdown)
+    print(markdown)
+    print(f"wrote {out / 'quality.json'} and {out / 'quality.md'}")
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    report = run(parse_args(argv))
+    return 0 if report["verdict"]["passed"] else 1
