@@ -39,6 +39,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--grid", type=Path, default=None, help="candidate recipes (default: conf/quality/<task>.yaml)")
     parser.add_argument("--seeds", default="1,2,3", help="comma-separated; the first one also picks the recipes")
     parser.add_argument("--pipelines", default=",".join(PIPELINES), help="comma-separated subset of bertlab,hf")
+    parser.add_argument("--candidates", default=None,
+                        help="comma-separated recipe names: try only these (of either pipeline)")
     parser.add_argument("--device", choices=("cuda", "cpu"), default=None, help="default: cuda when there is one")
     parser.add_argument("--precision", default="auto", help="auto, 32, 16-mixed or bf16-mixed")
     parser.add_argument("--max-train", type=int, default=0, help="use the first N training items (0: all)")
@@ -49,16 +51,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def load_grid(path: Path) -> dict:
+def load_grid(path: Path, pipelines: tuple[str, ...] = PIPELINES, candidates: str | None = None) -> dict:
+    """The grid file; ``candidates`` (comma-separated names) keeps only those recipes."""
     if not path.is_file():
         raise ConfigError(f"{path}: no such grid file")
     grid = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
     for key in ("target", "margin", "bertlab", "hf", "hf_defaults"):
         if key not in grid:
             raise ConfigError(f"{path}: missing key {key!r}")
-    for pipeline in PIPELINES:
+    if candidates is not None:
+        keep = {name.strip() for name in candidates.split(",")}
+        for pipeline in PIPELINES:
+            grid[pipeline] = {name: recipe for name, recipe in (grid[pipeline] or {}).items() if name in keep}
+    for pipeline in pipelines:
         if not grid[pipeline]:
-            raise ConfigError(f"{path}: {pipeline} needs at least one candidate recipe")
+            raise ConfigError(f"{path}: {pipeline} needs at least one candidate recipe"
+                              + (f" (--candidates {candidates})" if candidates is not None else ""))
     return grid
 
 
@@ -117,13 +125,14 @@ def format_markdown(report: dict) -> str:
     lines = [f"{report['task'].upper()}, {report['device']} {report['precision']}, embedded MiniLM-L6-H384; "
              f"{report['machine']}; {report['date']}; `{report['command']}`", "",
              f"Recipes chosen on dev (seed {report['seeds'][0]}; the test column is not used to choose):", "",
-             f"| pipeline | recipe | dev {metric} | test {metric} | epochs | fit min |", "|---|---|---:|---:|---:|---:|"]
+             f"| pipeline | recipe | dev {metric} | test {metric} | epochs | fit min |",
+             "|---|---|---:|---:|---:|---:|"]
     for run in report["selection"]:
         chosen = " (chosen)" if report["final"][run["pipeline"]]["recipe"] == run["recipe"] else ""
         lines.append(f"| {run['pipeline']} | {run['recipe']}{chosen} | {run['dev_f1']:.4f} | {run['f1']:.4f} | "
                      f"{run['epochs']} | {run['fit_s'] / 60:.1f} |")
     lines += ["", f"Test {metric}, seeds {', '.join(map(str, report['seeds']))}:", "",
-              f"| pipeline | recipe | mean +- std | per seed | dev mean | fit min (mean) |",
+              "| pipeline | recipe | mean +- std | per seed | dev mean | fit min (mean) |",
               "|---|---|---:|---|---:|---:|"]
     for pipeline, s in report["final"].items():
         lines.append(f"| {pipeline} | {s['recipe']} | **{s['mean']:.4f} +- {s['std']:.4f}** | "
@@ -145,7 +154,7 @@ def run(args: argparse.Namespace) -> dict:
     if not pipelines or set(pipelines) - set(PIPELINES):
         raise ConfigError(f"--pipelines: choose from {', '.join(PIPELINES)} (got {args.pipelines!r})")
     seeds = _seeds(args.seeds)
-    grid = load_grid(args.grid or REPO / "conf" / "quality" / f"{args.task}.yaml")
+    grid = load_grid(args.grid or REPO / "conf" / "quality" / f"{args.task}.yaml", tuple(pipelines), args.candidates)
     corpus = _corpus_dir(args.corpus)
     device, precision = resolve_device(args.device, args.precision)
     started = time.perf_counter()

@@ -23,6 +23,7 @@ from bertlab.tasks import TASK_SPECS
 EVENTS_GLOB = "events.out.tfevents.*"
 TRAIN_LOSS = "train_loss"
 SEED = "seed"
+ERRORS = "errors"  # the run table's link to each run's error analysis
 HParam = int | float | str | bool
 
 
@@ -53,6 +54,13 @@ class Run:
     def seed_group(self) -> tuple:
         """Runs with equal keys differ at most by their seed: one experiment, one recipe."""
         return self.experiment, tuple(sorted((k, str(v)) for k, v in self.hparams.items() if k != SEED))
+
+    @property
+    def error_analysis(self) -> Path | None:
+        """The test's error analysis the run wrote (errors.tsv, confusion_matrix.png), if any."""
+        spec = TASK_SPECS.get(self.task or "")
+        path = self.path / spec.error_analysis if spec else None
+        return path if path is not None and path.is_file() else None
 
     @property
     def task(self) -> str | None:
@@ -252,7 +260,7 @@ def comparison_table(runs: Sequence[Run], metric: str | None = None) -> pd.DataF
         })
         row.update({tag: run.test_value(tag) for tag in test_columns})
         row.update({"steps": run.steps, "wall [s]": run.wall_time, "steps/s": run.steps_per_second,
-                    "samples/s": run.samples_per_second})
+                    "samples/s": run.samples_per_second, ERRORS: run.error_analysis})
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -278,7 +286,7 @@ def group_table(runs: Sequence[Run], metric: str | None = None) -> pd.DataFrame:
     group_of_run = {id(run): index for index, group in enumerate(seed_groups(runs)) for run in group}
     table["_group"] = [group_of_run[id(run)] for run in runs]
     measured = [c for c in table.columns if c in MEASURED or c.startswith("test_")]
-    settings = [c for c in table.columns if c not in measured and c not in ("run", "_group", SEED)]
+    settings = [c for c in table.columns if c not in measured and c not in ("run", "_group", SEED, ERRORS)]
     rows = []
     for _, group in table.groupby("_group", sort=True):
         row = {"experiment": runs[group.index[0]].experiment, **group.iloc[0][settings].to_dict(),
@@ -320,6 +328,15 @@ def groups_to_markdown(groups: pd.DataFrame) -> str:
             "" if pd.isna(mean) else f"{mean:.{digits}f}" + ("" if pd.isna(std) else f" ± {std:.{digits}f}")
             for mean, std in zip(groups[f"{column} mean"], groups[f"{column} std"])]
     return to_markdown(cells)
+
+
+def linked(table: pd.DataFrame, base: Path) -> pd.DataFrame:
+    """The run table with each error-analysis path as a Markdown link relative to ``base``
+    (the directory of the Markdown file)."""
+    table = table.copy()
+    table[ERRORS] = [f"[{path.name}]({Path(os.path.relpath(path.resolve(), base)).as_posix()})"
+                     if isinstance(path, Path) else None for path in table[ERRORS]]
+    return table
 
 
 def to_markdown(table: pd.DataFrame) -> str:
@@ -407,7 +424,8 @@ def compare(paths: Sequence[str | os.PathLike], metric: str | None = None, scala
     table = sort_table(table, sort if sort in table.columns else None, ascending)
     group_sort = f"{sort} mean" if sort is not None and f"{sort} mean" in groups.columns else sort
     groups = sort_table(groups, group_sort if group_sort in groups.columns else None, ascending)
-    markdown = "\n".join([f"Runs ({len(table)})", "", to_markdown(table), "",
+    base = Path(markdown_path).resolve().parent if markdown_path is not None else Path.cwd()
+    markdown = "\n".join([f"Runs ({len(table)})", "", to_markdown(linked(table, base)), "",
                           f"Seed groups ({len(groups)}; mean ± sample std over seeds; "
                           f"{BEST_MARK} best mean dev score per task)", "", groups_to_markdown(groups)])
     written = []

@@ -40,7 +40,8 @@ class TextClassificationData(Dataset):
 
     def __getitem__(self, index):
         ids, label, text = self.rows[index]
-        return np.asarray(ids), np.zeros(len(ids), dtype=np.int64), np.ones(len(ids), dtype=np.int64), label, text, index
+        ones = np.ones(len(ids), dtype=np.int64)
+        return np.asarray(ids), np.zeros_like(ones), ones, label, text, index
 
     def collate_fn(self, items):
         width = max(len(item[0]) for item in items)

@@ -19,6 +19,15 @@ from omegaconf import DictConfig
 from bertlab.config import ConfigError, require_files
 from bertlab.data.iob import Sentence, read_nemo, write_conll
 from bertlab.data.tsv import read_labeled_tsv
+from bertlab.error_analysis import (
+    CONFUSION_FILE,
+    ERRORS_FILE,
+    confusion,
+    entity_errors,
+    error_counts,
+    plot_confusion,
+    write_entity_errors,
+)
 from bertlab.io import DataError, atomic_write, ensure_not_inputs
 from bertlab.long_text import check_strategy
 from bertlab.metrics import classification_scores, entity_scores, format_report
@@ -83,7 +92,8 @@ def evaluate_text_classification(model, tsv_path: str | Path, out_dir: Path | No
     """Classify every row of a labeled TSV; report per-class and macro scores.
 
     ``model`` is a model or a :class:`bertlab.predict.Predictor`. Writes ``metrics.json``
-    and ``predictions.tsv`` (text, gold, pred) into ``out_dir``. Returns the flat scalars
+    (with the confusion matrix), ``predictions.tsv`` (text, gold, pred) and
+    ``confusion_matrix.png`` into ``out_dir``. Returns the flat scalars
     (accuracy, macro_f1, micro_f1, f1_<class>).
     """
     predictor = as_predictor(model, batch_size=batch_size, max_seq_length=max_seq_length)
@@ -99,9 +109,13 @@ def evaluate_text_classification(model, tsv_path: str | Path, out_dir: Path | No
     print(format_report(f"Test set: {tsv_path} ({len(rows)} texts; {long_texts['longer']} longer than "
                         f"max_seq_length={predictor.max_seq_length}, read as long_text={predictor.long_text})",
                         scores["per_class"], {k: scores[k] for k in ("accuracy", "macro_f1", "micro_f1")}))
+    matrix = confusion(gold, pred, len(names))
     if out_dir is not None:
         write_metrics(out_dir, {"task": "text_classification", "file": str(tsv_path), **scores,
-                                "long_texts": long_texts})
+                                "long_texts": long_texts,
+                                "confusion_matrix": {"class_names": names, "gold_by_pred": matrix}})
+        plot_confusion(Path(out_dir) / CONFUSION_FILE, matrix, names,
+                       title=f"{Path(tsv_path).name}: macro F1 {scores['macro_f1']:.3f}")
         with atomic_write(Path(out_dir) / "predictions.tsv") as handle:
             handle.write("sentence\tgold\tpred\n")
             handle.writelines(f"{t}\t{names[g]}\t{names[p]}\n" for t, g, p in zip(texts, gold, pred))
@@ -140,16 +154,21 @@ def evaluate_ner(model, gold: list[Sentence], out_dir: Path | None, source: str 
     """Tag every sentence; report exact-match entity scores overall and per type.
 
     ``model`` is a model or a :class:`bertlab.predict.Predictor`. Writes ``metrics.json``
-    and ``predictions.conll`` (token, gold, pred) into ``out_dir``.
+    (with the error counts), ``predictions.conll`` (token, gold, pred) and ``errors.tsv``
+    (:mod:`bertlab.error_analysis`) into ``out_dir``.
     """
     tagged = as_predictor(model, batch_size=batch_size).tag([list(s.words) for s in gold])
     predicted = [Sentence(s.words, t.tags) for s, t in zip(gold, tagged)]
     scores = entity_scores([s.tags for s in gold], [s.tags for s in predicted])
+    errors = entity_errors([s.tags for s in gold], [s.tags for s in predicted])
+    counts = error_counts(errors)
     print(format_report(f"Entity-level (exact match, IOB2 strict): {source} ({len(gold)} sentences)",
                         scores["per_type"], {k: scores[k] for k in ("precision", "recall", "f1")}))
+    print("errors: " + ", ".join(f"{count} {kind.replace('_', ' ')}" for kind, count in counts.items()))
     if out_dir is not None:
-        write_metrics(out_dir, {"task": "token_classification", "file": source, "entity": scores})
+        write_metrics(out_dir, {"task": "token_classification", "file": source, "entity": scores, "errors": counts})
         write_conll(gold, Path(out_dir) / "predictions.conll", predictions=predicted)
+        write_entity_errors(Path(out_dir) / ERRORS_FILE, [s.words for s in gold], errors)
     flat = {f"entity_{k}": scores[k] for k in ("precision", "recall", "f1")}
     flat.update({f"entity_f1_{name}": s["f1"] for name, s in scores["per_type"].items()})
     return flat
@@ -204,6 +223,7 @@ class TaskSpec:
     show_fn: Callable                    # (model, samples) -> prints predictions
     predict: str                  # the bertlab.predict.Predictor method
     output_formats: tuple[str, ...]  # scripts/predict.py --format choices, default first
+    error_analysis: str           # what evaluate() writes for a look at the errors (compare_runs links it)
 
     @property
     def model_class(self):
@@ -238,6 +258,7 @@ TASK_SPECS: dict[str, TaskSpec] = {
         show_fn=show_text_classification,
         predict="classify",
         output_formats=("json", "tsv"),
+        error_analysis=CONFUSION_FILE,
     ),
     "token_classification": TaskSpec(
         name="token_classification",
@@ -252,6 +273,7 @@ TASK_SPECS: dict[str, TaskSpec] = {
         show_fn=show_token_classification,
         predict="tag",
         output_formats=("json", "conll", "inline"),
+        error_analysis=ERRORS_FILE,
     ),
 }
 def task_spec(name: str) -> TaskSpec:

@@ -1,7 +1,8 @@
 """Test scores of bertlab and a Hugging Face Trainer, same encoder, recipes chosen on dev, over seeds.
 
   python scripts/benchmark_quality.py [--task tc|ner] [--seeds 1,2,3] [--pipelines bertlab,hf]
-      [--grid conf/quality/<task>.yaml] [--out-dir DIR (resumes)] [--max-train N] [--max-eval N]
+      [--grid conf/quality/<task>.yaml] [--candidates NAME,...] [--out-dir DIR (resumes)]
+      [--max-train N] [--max-eval N]
 
 Prints and writes quality.json and quality.md into the output directory; exits 1 when
 bertlab misses the grid's target or its margin over Hugging Face.

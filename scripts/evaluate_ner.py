@@ -4,7 +4,8 @@
   python scripts/evaluate_ner.py MODEL.nemo --text text_test.txt --labels labels_test.txt
 
 Prints precision/recall/F1 per entity type; with --out-dir also writes metrics.json and
-predictions.conll (token, gold, pred).
+predictions.conll (token, gold, pred) and errors.tsv (false positives, false
+negatives, boundary and type errors, each with its sentence).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     source.add_argument("--conll", type=Path, help="CoNLL/IOB file: token ... tag per line")
     source.add_argument("--text", type=Path, help="NeMo text file (with --labels)")
     parser.add_argument("--labels", type=Path, help="NeMo labels file matching --text")
-    parser.add_argument("--out-dir", type=Path, help="write metrics.json and predictions.conll here")
+    parser.add_argument("--out-dir", type=Path, help="write metrics.json, predictions.conll and errors.tsv here")
     parser.add_argument("--batch-size", type=positive_int, default=64)
     args = parser.parse_args(argv)
     if args.text and not args.labels:
@@ -35,7 +36,8 @@ def main(argv: list[str] | None = None) -> int:
 
     # Everything the user gave is checked before the model loads (~20 s).
     inputs = [args.conll] if args.conll else [args.text, args.labels]
-    check_evaluation(args.model, "token_classification", inputs, args.out_dir, ("metrics.json", "predictions.conll"))
+    check_evaluation(args.model, "token_classification", inputs, args.out_dir,
+                     ("metrics.json", "predictions.conll", "errors.tsv"))
     gold = read_iob(args.conll)[0] if args.conll else read_nemo(args.text, args.labels)
 
     from bertlab.predict import Predictor

@@ -1,0 +1,85 @@
+"""The quality benchmark end to end on a slice of the corpus: recipes chosen on dev, seeds, resume."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import NCBI_DIR
+
+from bertlab.bench_quality import load_grid, main
+from bertlab.config import ConfigError
+
+GRID = """
+target: 0.99
+margin: 0.01
+bertlab:
+  head: [trainer.max_epochs=1, model.dataset.max_seq_length=64, model.train_ds.batch_size=8]
+  head_tail: [trainer.max_epochs=1, model.dataset.max_seq_length=64, model.train_ds.batch_size=8,
+              model.dataset.long_text=head_tail]
+hf:
+  lr_1e-4: {lr: 1.0e-4}
+hf_defaults: {epochs: 1, batch_size: 8, max_seq_length: 64, warmup_ratio: 0.1, weight_decay: 0.01}
+"""
+
+
+def test_recipes_are_chosen_on_dev_then_run_with_every_seed(tmp_path):
+    grid, out = tmp_path / "grid.yaml", tmp_path / "quality"
+    grid.write_text(GRID)
+    args = ["--task", "tc", "--grid", str(grid), "--seeds", "1,2", "--device", "cpu", "--max-train", "24",
+            "--max-eval", "12", "--corpus", str(NCBI_DIR), "--out-dir", str(out)]
+    assert main(args) == 1  # a target of 0.99 is not met
+    report = json.loads((out / "quality.json").read_text())
+    selection = {(r["pipeline"], r["recipe"]): r for r in report["selection"]}
+    assert set(selection) == {("bertlab", "head"), ("bertlab", "head_tail"), ("hf", "lr_1e-4")}
+    for pipeline in ("bertlab", "hf"):
+        tried = [r for (p, _), r in selection.items() if p == pipeline]
+        final = report["final"][pipeline]
+        assert final["recipe"] == max(tried, key=lambda r: r["dev_f1"])["recipe"]
+        assert final["seeds"] == [1, 2] and len(final["test"]) == 2
+        assert final["mean"] == pytest.approx(sum(final["test"]) / 2)
+        assert final["test"][0] == selection[(pipeline, final["recipe"])]["f1"]  # seed 1 is the selection run
+        assert all(0 <= score <= 1 for score in final["test"])
+    assert report["verdict"]["meets_target"] is False
+    final = report["final"]
+    assert report["verdict"]["lead"] == pytest.approx(final["bertlab"]["mean"] - final["hf"]["mean"])
+    markdown = (out / "quality.md").read_text()
+    assert "(chosen)" in markdown and "mean +- std" in markdown and "FAIL" in markdown
+    # A second call resumes: every run's result is there, nothing trains again.
+    logs = {p: p.stat().st_mtime_ns for p in out.glob("*.log")}
+    assert len(logs) == 5
+    assert main(args) == 1
+    assert {p: p.stat().st_mtime_ns for p in out.glob("*.log")} == logs
+    assert json.loads((out / "quality.json").read_text())["final"] == report["final"]
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("target: 0.9\n", "missing key 'margin'"),
+    ("target: 0.9\nmargin: 0.01\nbertlab: {}\nhf: {a: {}}\nhf_defaults: {}\n", "bertlab needs at least one"),
+])
+def test_bad_grid_is_a_config_error(text, message, tmp_path):
+    path = tmp_path / "grid.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        load_grid(path)
+
+
+def test_candidates_option_keeps_the_named_recipes(tmp_path):
+    path = tmp_path / "grid.yaml"
+    path.write_text(GRID)
+    grid = load_grid(path, candidates="head_tail,lr_1e-4")
+    assert list(grid["bertlab"]) == ["head_tail"] and list(grid["hf"]) == ["lr_1e-4"]
+    with pytest.raises(ConfigError, match="hf needs at least one"):
+        load_grid(path, candidates="head")
+    assert list(load_grid(path, ("bertlab",), candidates="head")["bertlab"]) == ["head"]
+
+
+@pytest.mark.parametrize("task", ["tc", "ner"])
+def test_shipped_grids_load_and_name_real_settings(task):
+    from conftest import REPO, compose_config
+
+    grid = load_grid(REPO / "conf" / "quality" / f"{task}.yaml")
+    for overrides in grid["bertlab"].values():  # every candidate composes with the real config
+        compose_config("train_tc" if task == "tc" else "train_ner", ["model.dataset.num_classes=3"] * (task == "tc")
+                       + list(overrides))
+    assert set(grid["hf_defaults"]) == {"epochs", "batch_size", "max_seq_length", "warmup_ratio", "weight_decay"}
