@@ -90,8 +90,9 @@ def test_two_runs_table_matches_what_was_written(experiments: Path) -> None:
 
     assert list(table.index) == ["ner/2026-11-22_02-20-04", "ner/2026-11-22_03-10-00"]
     fixed = ["task", "encoder", "val metric", "best val", "final val", "test_entity_f1", "test_entity_precision",
-             "test_entity_recall", "steps", "wall [s]", "steps/s", "samples/s"]
+             "test_entity_recall", "steps", "wall [s]", "steps/s", "samples/s", "errors"]
     assert [c for c in table.columns if c not in fixed] == ["model.optim.lr"]  # the only differing hparam
+    assert table["errors"].isna().all()  # these runs wrote no errors.tsv
     for name, spec in zip(table.index, (NER_A, NER_B)):
         row = table.loc[name]
         assert (row["task"], row["encoder"], row["val metric"]) == ("token_classification", "minilm",
