@@ -33,12 +33,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bertlab.data.ncbi_iob import TOKEN
-from bertlab.long_text import WordEncoder
+from bertlab.long_text import WordEncoder, fit_to_length
 
 DEFAULT_BATCH_SIZE = 64
 # A longer "line" is more likely a wrong file (a binary, a whole book) than one text.
 DEFAULT_MAX_CHARS = 200_000
-_WORD_CACHE_LIMIT = 500_000
 
 
 @dataclass(frozen=True)
@@ -217,8 +216,8 @@ class Predictor:
         self.max_seq_length = self._sequence_limit(max_seq_length)
         self.max_chars = max_chars
         self.progress = progress
-        self._encode = WordEncoder(model.tokenizer, cache_limit=_WORD_CACHE_LIMIT)
-        self._word_cache = self._encode.cache
+        self._word_ids = WordEncoder(model.tokenizer)  # each word's subtoken ids, as the training data's
+        self._word_cache = self._word_ids.cache
         tokenizer = model.tokenizer
         self._cls, self._sep = tokenizer.cls_id, tokenizer.sep_id
         self._pad = tokenizer.pad_id
@@ -257,8 +256,6 @@ class Predictor:
         """Class id, name and every class's probability for each text; a text longer than
         the model reads at once is read as it was in training (``model.dataset.long_text``)."""
         import torch
-
-        from bertlab.long_text import fit_to_length
 
         budget, strategy = self.max_seq_length - 2, self.long_text
         results: list[Classification | None] = [None] * len(texts)
@@ -340,10 +337,6 @@ class Predictor:
         if len(text) > self.max_chars:
             return f"{len(text)} characters, over the limit of {self.max_chars} (max_chars)"
         return None
-
-    def _word_ids(self, words: Sequence[str]) -> list[list[int]]:
-        """Subtoken ids of each word, tokenized on its own as the training data was."""
-        return self._encode(words)
 
     def _logits(self, sequences: list[list[int]]) -> list:
         """The model's logits for each id sequence (float32, on CPU), in input order: longest
