@@ -101,12 +101,14 @@ class RunCheckpoint(Callback):
             self._slim_best()
 
     def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
-        """Ctrl-C: keep the work done. Lightning then shuts down and exits with status 1."""
-        if not isinstance(exception, KeyboardInterrupt) or trainer.global_step == self._saved_step:
+        """Ctrl-C: keep the work done and say how to resume. Lightning then shuts down and
+        exits with status 1."""
+        if not isinstance(exception, KeyboardInterrupt):
             return
-        self._pending = None
-        self._save(trainer, self.last_path)
-        if trainer.is_global_zero:
+        if trainer.global_step != self._saved_step:  # else last.ckpt already holds this step
+            self._pending = None
+            self._save(trainer, self.last_path)
+        if trainer.is_global_zero and self.last_path.exists():
             run_dir = self.dirpath.parent
             log.warning("interrupted at step %d; saved %s. Resume with exp_manager.resume_if_exists=true "
                         "exp_manager.version=%s", trainer.global_step, self.last_path, run_dir.name)
