@@ -57,6 +57,14 @@ class WordEncoder:
         return [cache[word] for word in words]
 
 
+def kept_subtokens(strategy: str, budget: int) -> str:
+    """What a text longer than ``budget`` subtokens is read as, for reports."""
+    head = budget // 4  # head_tail: a quarter head, three quarters tail
+    return {"head": f"their first {budget} subtokens",
+            "head_tail": f"their first {head} and last {budget - head} subtokens",
+            "sentence_chunks": "sentence chunks (mean of the chunks' logits)"}[strategy]
+
+
 def sentence_groups(words: Sequence[str]) -> list[range]:
     """Word ranges of the sentences of whitespace-split text: a sentence ends at a word
     ending in . ? or ! (before closing quotes or brackets)."""
@@ -80,7 +88,7 @@ def fit_to_length(words: Sequence[str], word_ids: Sequence[Sequence[int]], budge
     if strategy == "head":
         return [ids[:budget]]
     if strategy == "head_tail":
-        head = budget // 4
+        head = budget // 4  # as kept_subtokens says
         return [ids[:head] + ids[len(ids) - (budget - head):]]
     chunks: list[list[int]] = []
     current: list[int] = []

@@ -31,9 +31,8 @@ class TextClassificationData(Dataset):
     text index, row index)``. The indices let validation average a text's chunks and
     drop the rows DDP's sampler repeats."""
 
-    def __init__(self, rows: list[tuple[list[int], int, int]], pad_id: int, truncated: int, texts: int):
+    def __init__(self, rows: list[tuple[list[int], int, int]], pad_id: int):
         self.rows, self.pad_id = rows, pad_id
-        self.truncated, self.texts = truncated, texts  # texts longer than the budget, all texts
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -59,7 +58,7 @@ def text_classification_dataset(tokenizer, path: str | Path, max_seq_length: int
     """The rows of a ``text<TAB>label`` file, tokenized as NeMo's TextClassificationDataset
     does (whitespace words, each on its own), long texts fitted by ``long_text``
     (:mod:`bertlab.long_text`); logs how many texts were longer than the budget."""
-    from bertlab.long_text import WordEncoder, fit_to_length
+    from bertlab.long_text import WordEncoder, fit_to_length, kept_subtokens
 
     table = read_labeled_tsv(path).rows
     if num_samples > 0:
@@ -71,11 +70,9 @@ def text_classification_dataset(tokenizer, path: str | Path, max_seq_length: int
         truncated += sum(map(len, word_ids)) > budget
         pieces = fit_to_length(words, word_ids, budget, long_text)
         rows.extend(([tokenizer.cls_id, *piece, tokenizer.sep_id], label, index) for piece in pieces)
-    what = {"head": "their first {b} kept", "head_tail": "their first {h} and last {t} kept",
-            "sentence_chunks": "read in sentence chunks ({n} rows)"}[long_text]
-    log.info("%s: %d of %d texts longer than %d subtokens, %s", Path(path).name, truncated, len(table), budget,
-             what.format(b=budget, h=budget // 4, t=budget - budget // 4, n=len(rows)))
-    return TextClassificationData(rows, tokenizer.pad_id or 0, truncated, len(table))
+    log.info("%s: %d of %d texts longer than %d subtokens, read as %s (%d rows)", Path(path).name, truncated,
+             len(table), budget, kept_subtokens(long_text, budget), len(rows))
+    return TextClassificationData(rows, tokenizer.pad_id or 0)
 
 
 def token_classification_dataset(tokenizer, text_path: str | Path, labels_path: str | Path, max_seq_length: int,

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TextIO
 
 from bertlab.io import DataError, atomic_write, ensure_not_inputs
+from bertlab.long_text import kept_subtokens
 
 INPUT_FORMATS = ("auto", "text", "jsonl", "conll")
 _SUFFIX_FORMATS = {".jsonl": "jsonl", ".json": "jsonl", ".conll": "conll", ".iob": "conll", ".bio": "conll"}
@@ -219,15 +220,12 @@ def messages(items: Sequence[Item], results: Sequence, max_seq_length: int, long
     cut = sum(bool(getattr(r, "truncated", False)) for r in results)
     chunked = sum(getattr(r, "chunks", 1) > 1 for r in results)
     windowed = sum(getattr(r, "windows", 1) > 1 for r in results)
-    budget = max_seq_length - 2
     if cut:
-        kept = (f"their first {budget // 4} and last {budget - budget // 4}" if long_text == "head_tail"
-                else f"their first {budget}")
         lines.append(f"{cut} of {len(results)} inputs longer than max_seq_length={max_seq_length} subtokens "
-                     f"were truncated (classified on {kept} subtokens)")
+                     f"were truncated (classified on {kept_subtokens(long_text, max_seq_length - 2)})")
     if chunked:
         lines.append(f"{chunked} of {len(results)} inputs longer than max_seq_length={max_seq_length} subtokens "
-                     f"were classified in sentence chunks (mean of the chunks' logits)")
+                     f"were classified in {kept_subtokens(long_text, max_seq_length - 2)}")
     if windowed:
         lines.append(f"{windowed} of {len(results)} inputs longer than max_seq_length={max_seq_length} subtokens "
                      f"were tagged in overlapping windows")
