@@ -7,7 +7,7 @@ import json
 import pytest
 from conftest import NCBI_DIR
 
-from bertlab.bench_quality import load_grid, main
+from bertlab.bench_quality import choose_on_dev, load_grid, main
 from bertlab.config import ConfigError
 
 GRID = """
@@ -83,3 +83,10 @@ def test_shipped_grids_load_and_name_real_settings(task):
         compose_config("train_tc" if task == "tc" else "train_ner", ["model.dataset.num_classes=3"] * (task == "tc")
                        + list(overrides))
     assert set(grid["hf_defaults"]) == {"epochs", "batch_size", "max_seq_length", "warmup_ratio", "weight_decay"}
+
+
+def test_a_dev_tie_goes_to_the_candidate_listed_first():
+    tried = [{"recipe": "a", "dev_f1": 0.90, "f1": 0.99}, {"recipe": "b", "dev_f1": 0.95, "f1": 0.80},
+             {"recipe": "c", "dev_f1": 0.95, "f1": 0.99}]
+    assert choose_on_dev(tried)["recipe"] == "b"
+    assert choose_on_dev(tried[::-1])["recipe"] == "c"
