@@ -70,7 +70,7 @@ _POSITIVE_INTS = ("trainer.num_nodes", "trainer.accumulate_grad_batches", "train
 _INTS = ("seed", "trainer.max_epochs", "trainer.max_steps", "trainer.num_sanity_val_steps")
 _NUMBERS = ("trainer.limit_train_batches", "trainer.limit_val_batches", "trainer.limit_test_batches",
             "trainer.val_check_interval", "trainer.gradient_clip_val", "model.optim.lr",
-            "model.optim.weight_decay")
+            "model.optim.weight_decay", "model.layerwise_lr_decay")
 _BOOLS = ("trainer.enable_progress_bar", "trainer.deterministic", "exp_manager.resume_if_exists",
           "exp_manager.create_checkpoint_callback", "exp_manager.create_early_stopping_callback")
 
@@ -90,3 +90,19 @@ def check_types(cfg: DictConfig) -> None:
             value = OmegaConf.select(cfg, key, default=None)
             if value is not None and not valid(value):
                 raise ConfigError(f"{key}: expected {expected}, got {value!r}")
+
+
+def check_layerwise_lr_decay(cfg: DictConfig) -> None:
+    """``model.layerwise_lr_decay`` in (0, 1], and < 1 only with a scheduler that keeps per-group rates."""
+    from bertlab.optim import FLATTENING_SCHEDULERS
+
+    decay = OmegaConf.select(cfg, "model.layerwise_lr_decay", default=None)
+    if decay is None or decay == 1:
+        return
+    if not 0 < decay < 1:
+        raise ConfigError(f"model.layerwise_lr_decay: expected a number in (0, 1], got {decay!r}")
+    scheduler = OmegaConf.select(cfg, "model.optim.sched.name", default=None)
+    if scheduler in FLATTENING_SCHEDULERS:
+        raise ConfigError(f"model.layerwise_lr_decay={decay} needs a scheduler that keeps each layer's rate; "
+                          f"{scheduler} gives every layer the head's (use the default "
+                          "model.optim.sched.name=PolynomialDecayAnnealing: the same linear decay, per layer)")

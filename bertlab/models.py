@@ -15,7 +15,8 @@ What the subclasses change, and why:
   tensor that Lightning reads every ``log_every_n_steps``, the learning rate is logged from
   the host, and validation predictions stay on the device until the epoch ends.
 - AdamW is fused on CUDA (one kernel for all parameters) unless fp16 loss scaling and
-  gradient clipping rule it out; ``model.compile=true`` compiles the encoder.
+  gradient clipping rule it out; ``model.compile=true`` compiles the encoder;
+  ``model.layerwise_lr_decay`` < 1 gives each encoder layer its own rate (``bertlab.optim``).
 - Saved ``.nemo`` files are portable: the embedded encoder is stored as a marker, not
   as this machine's path (prediction lives in :mod:`bertlab.predict`).
 - Datasets are NeMo's, tokenized in memory from bertlab's readers (``bertlab.nemo_data``):
@@ -124,6 +125,15 @@ class _EpochMetricsMixin:
         # A CPU tensor: stays on the host (a Python float would be copied to the device each step).
         self.log("lr", torch.tensor(self._optimizer.param_groups[0]["lr"]), on_step=True, on_epoch=False)
         return loss
+
+    def setup_optimizer_param_groups(self):
+        """NeMo's single group, or one group per encoder depth with ``model.layerwise_lr_decay`` < 1."""
+        from bertlab.optim import layerwise_param_groups
+
+        decay = self._cfg.get("layerwise_lr_decay", 1.0)
+        if decay == 1.0:
+            return super().setup_optimizer_param_groups()
+        self._optimizer_param_groups = layerwise_param_groups(self, self.bert_model, self._cfg.optim.lr, decay)
 
     def setup_optimization(self, optim_config=None, optim_kwargs=None):
         """NeMo's optimizer setup, with AdamW fused on CUDA when ``model.optim.fused`` is null."""

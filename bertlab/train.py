@@ -17,7 +17,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from bertlab.config import ConfigError, check_types, register_resolvers, require_values
+from bertlab.config import ConfigError, check_layerwise_lr_decay, check_types, register_resolvers, require_values
 from bertlab.encoders import check_encoder_source, check_tokenizer_casing, go_offline_if_local
 from bertlab.io import atomic_write
 from bertlab.logs import print_lightning_once, quiet_nemo, setup_run_logging
@@ -42,6 +42,7 @@ def train(cfg: DictConfig, callbacks: tuple = ()) -> RunResult:
     register_resolvers()
     require_values(cfg)
     check_types(cfg)
+    check_layerwise_lr_decay(cfg)
     task = task_spec(cfg.task)
     check_encoder_source(cfg.model.language_model.pretrained_model_name)
     task.check(cfg)  # data files and labels, before the 20 s NeMo import

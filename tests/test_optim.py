@@ -1,0 +1,83 @@
+"""Layer-wise learning-rate decay (``model.layerwise_lr_decay``): a group per encoder depth,
+each kept at its own rate by the default scheduler."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from conftest import compose_config, tiny_ner_run
+from lightning.pytorch.callbacks import Callback
+from omegaconf import open_dict
+
+from bertlab.config import ConfigError, check_layerwise_lr_decay
+
+
+class RecordRates(Callback):
+    """Each step's learning rate per param group, and which parameters each group holds."""
+
+    def __init__(self):
+        self.rates, self.groups = [], []
+
+    def on_train_start(self, trainer, pl_module):
+        names = {id(p): name for name, p in pl_module.named_parameters()}
+        self.groups = [[names[id(p)] for p in group["params"]] for group in trainer.optimizers[0].param_groups]
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        self.rates.append([group["lr"] for group in trainer.optimizers[0].param_groups])
+
+
+def test_each_encoder_layer_trains_at_its_own_decayed_rate(tiny_ner, tmp_path):
+    record = RecordRates()
+    tiny_ner_run(tiny_ner, tmp_path, ["model.layerwise_lr_decay=0.5"], callbacks=[record])
+    # MiniLM: the head, 6 encoder layers from the top down, the embeddings.
+    assert len(record.groups) == 8
+    assert all(name.startswith("classifier.") for name in record.groups[0])
+    for depth, group in zip(range(6, 0, -1), record.groups[1:7]):
+        assert {name.split(".")[3] for name in group} == {str(depth - 1)}, group  # bert_model.encoder.layer.<i>
+    assert all(".embeddings." in name for name in record.groups[7])
+    flat = [name for group in record.groups for name in group]
+    assert len(flat) == len(set(flat))
+    head_rates = [rates[0] for rates in record.rates]
+    assert head_rates == sorted(head_rates, reverse=True) and head_rates[0] > head_rates[-2] > 0  # it decays
+    for rates in record.rates[:-1]:  # the last step reaches 0
+        assert [rate / rates[0] for rate in rates] == pytest.approx([0.5**k for k in range(8)])
+
+
+def test_the_default_scheduler_is_warmup_annealing_per_group():
+    """PolynomialDecayAnnealing (the configs' default; power 1 by default) is the warmup and
+    linear decay of NeMo's WarmupAnnealing, step for step, for a single group; the configs set
+    no key that WarmupAnnealing would refuse, so the course's scheduler name still works."""
+    from nemo.core.optim.lr_scheduler import PolynomialDecayAnnealing, WarmupAnnealing
+
+    def rates(scheduler_class, **kwargs):
+        optimizer = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=1e-4)
+        scheduler = scheduler_class(optimizer, max_steps=50, warmup_ratio=0.1, **kwargs)
+        seen = []
+        for _ in range(55):
+            optimizer.step()
+            scheduler.step()
+            seen.append(optimizer.param_groups[0]["lr"])
+        return seen
+
+    sched = compose_config("train_ner").model.optim.sched
+    assert sched.name == "PolynomialDecayAnnealing" and not {"power", "cycle"} & set(sched)
+    assert rates(PolynomialDecayAnnealing) == pytest.approx(rates(WarmupAnnealing), abs=1e-12)
+
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    (["model.layerwise_lr_decay=1.5"], r"expected a number in \(0, 1\]"),
+    (["model.layerwise_lr_decay=0", ], r"expected a number in \(0, 1\]"),
+    (["model.layerwise_lr_decay=0.8", "model.optim.sched.name=WarmupAnnealing"], "PolynomialDecayAnnealing"),
+])
+def test_decay_settings_that_cannot_work_are_config_errors(overrides, message):
+    cfg = compose_config("train_tc", overrides)
+    with pytest.raises(ConfigError, match=message):
+        check_layerwise_lr_decay(cfg)
+
+
+def test_no_decay_keeps_nemos_single_group():
+    cfg = compose_config("train_tc")
+    assert cfg.model.layerwise_lr_decay == 1.0
+    with open_dict(cfg):
+        cfg.model.optim.sched.name = "WarmupAnnealing"  # a single group: any scheduler will do
+    check_layerwise_lr_decay(cfg)
