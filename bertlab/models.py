@@ -14,8 +14,8 @@ What the subclasses change, and why:
 - No host-device sync and no NeMo type checks per step: the train loss stays a device
   tensor that Lightning reads every ``log_every_n_steps``, the learning rate is logged from
   the host, and validation predictions stay on the device until the epoch ends.
-- AdamW is fused on CUDA (one kernel for all parameters) unless fp16 loss scaling and
-  gradient clipping rule it out; ``model.compile=true`` compiles the encoder;
+- AdamW is fused (one kernel for all parameters, on CUDA and on the CPU) unless fp16 loss
+  scaling and gradient clipping rule it out; ``model.compile=true`` compiles the encoder;
   ``model.layerwise_lr_decay`` < 1 gives each encoder layer its own rate (``bertlab.optim``).
 - Saved ``.nemo`` files are portable: the embedded encoder is stored as a marker, not
   as this machine's path (prediction lives in :mod:`bertlab.predict`).
@@ -136,7 +136,7 @@ class _EpochMetricsMixin:
         self._optimizer_param_groups = layerwise_param_groups(self, self.bert_model, self._cfg.optim.lr, decay)
 
     def setup_optimization(self, optim_config=None, optim_kwargs=None):
-        """NeMo's optimizer setup, with AdamW fused on CUDA when ``model.optim.fused`` is null."""
+        """NeMo's optimizer setup, with AdamW fused when ``model.optim.fused`` is null."""
         optim_kwargs = dict(optim_kwargs or {})
         if self._fused_optimizer_ok():
             optim_kwargs.setdefault("fused", True)
@@ -146,8 +146,9 @@ class _EpochMetricsMixin:
         from bertlab.trainer import use_fused_adamw
 
         optim, trainer = self._cfg.get("optim") or {}, getattr(self, "_trainer", None)
-        on_cuda = all(p.is_cuda for p in self.parameters() if p.requires_grad)
-        return use_fused_adamw(optim.get("name"), optim.get("fused", None), on_cuda,
+        device_types = {p.device.type for p in self.parameters() if p.requires_grad}
+        return use_fused_adamw(optim.get("name"), optim.get("fused", None),
+                               device_types.pop() if len(device_types) == 1 else None,
                                str(trainer.precision) if trainer else "32", trainer.gradient_clip_val if trainer else 0)
 
     # --- validation and test -----------------------------------------------------------

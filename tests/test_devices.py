@@ -52,13 +52,16 @@ def test_gpu_without_cuda_is_a_config_error(overrides, monkeypatch):
 
 
 @pytest.mark.parametrize(("args", "fused"), [
-    (("adamw", None, True, "bf16-mixed", 1.0), True),
-    (("adamw", None, True, "32", 1.0), True),
-    (("adamw", None, True, "16-mixed", 0.0), True),
-    (("adamw", None, True, "16-mixed", 1.0), False),  # Lightning cannot clip after a fused unscale
-    (("adamw", None, False, "32", 1.0), False),       # CPU
-    (("adamw", False, True, "bf16-mixed", 1.0), False),  # model.optim.fused=false
-    (("sgd", None, True, "bf16-mixed", 1.0), False),
+    (("adamw", None, "cuda", "bf16-mixed", 1.0), True),
+    (("adamw", None, "cuda", "32", 1.0), True),
+    (("adamw", None, "cuda", "16-mixed", 0.0), True),
+    (("adamw", None, "cuda", "16-mixed", 1.0), False),  # Lightning cannot clip after a fused unscale
+    (("adamw", None, "cpu", "32", 1.0), True),
+    (("adam", None, "cpu", "bf16-mixed", 1.0), True),
+    (("adamw", None, None, "32", 1.0), False),          # parameters on more than one device type
+    (("adamw", None, "meta", "32", 1.0), False),        # no fused kernel there
+    (("adamw", False, "cuda", "bf16-mixed", 1.0), False),  # model.optim.fused=false
+    (("sgd", None, "cuda", "bf16-mixed", 1.0), False),
 ])
 def test_fused_adamw_only_where_it_works(args, fused):
     from bertlab.trainer import use_fused_adamw

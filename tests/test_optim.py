@@ -1,5 +1,5 @@
-"""Layer-wise learning-rate decay (``model.layerwise_lr_decay``): a group per encoder depth,
-each kept at its own rate by the default scheduler."""
+"""The optimizer: layer-wise learning-rate decay (``model.layerwise_lr_decay``), a group per
+encoder depth, each kept at its own rate by the default scheduler; fused AdamW on the CPU."""
 
 from __future__ import annotations
 
@@ -16,9 +16,10 @@ class RecordRates(Callback):
     """Each step's learning rate per param group, and which parameters each group holds."""
 
     def __init__(self):
-        self.rates, self.groups = [], []
+        self.rates, self.groups, self.fused = [], [], None
 
     def on_train_start(self, trainer, pl_module):
+        self.fused = trainer.optimizers[0].defaults.get("fused")
         names = {id(p): name for name, p in pl_module.named_parameters()}
         self.groups = [[names[id(p)] for p in group["params"]] for group in trainer.optimizers[0].param_groups]
 
@@ -35,6 +36,7 @@ def test_each_encoder_layer_trains_at_its_own_decayed_rate(tiny_ner, tmp_path):
     for depth, group in zip(range(6, 0, -1), record.groups[1:7]):
         assert {name.split(".")[3] for name in group} == {str(depth - 1)}, group  # bert_model.encoder.layer.<i>
     assert all(".embeddings." in name for name in record.groups[7])
+    assert record.fused is True  # torch's fused AdamW, on the CPU too, takes the groups as they are
     flat = [name for group in record.groups for name in group]
     assert len(flat) == len(set(flat))
     head_rates = [rates[0] for rates in record.rates]
