@@ -75,6 +75,9 @@ _BOOLS = ("trainer.enable_progress_bar", "trainer.deterministic", "exp_manager.r
           "exp_manager.create_checkpoint_callback", "exp_manager.create_early_stopping_callback")
 
 
+_CHOICES = {"model.classifier_head.pooling": ("cls", "mean")}
+
+
 def check_types(cfg: DictConfig) -> None:
     """``error: <key>: reason`` for a value of the wrong type, before anything is built."""
 
@@ -90,6 +93,10 @@ def check_types(cfg: DictConfig) -> None:
             value = OmegaConf.select(cfg, key, default=None)
             if value is not None and not valid(value):
                 raise ConfigError(f"{key}: expected {expected}, got {value!r}")
+    for key, choices in _CHOICES.items():
+        value = OmegaConf.select(cfg, key, default=None)
+        if value is not None and value not in choices:
+            raise ConfigError(f"{key}: expected one of {', '.join(choices)}, got {value!r}")
 
 
 def check_layerwise_lr_decay(cfg: DictConfig) -> None:

@@ -227,6 +227,18 @@ class TextClassifier(_EpochMetricsMixin, TextClassificationModel):
         names = self._cfg.get("class_names")
         return list(names) if names else [str(i) for i in range(self._cfg.dataset.num_classes)]
 
+    def forward(self, input_ids, attention_mask, token_type_ids):
+        """NeMo's forward, classifying from ``[CLS]`` or, with ``model.classifier_head.pooling:
+        mean``, from the mean of the text's subtoken states (how sentence encoders such as
+        all-MiniLM-L6-v2 were trained to summarise a text); padding is left out of the mean."""
+        if self._cfg.classifier_head.get("pooling", "cls") == "cls":
+            return super().forward(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids)
+        hidden = self.bert_model(input_ids=input_ids, token_type_ids=token_type_ids, attention_mask=attention_mask)
+        hidden = hidden[0] if isinstance(hidden, tuple) else hidden
+        weights = attention_mask.unsqueeze(-1).to(hidden.dtype)
+        pooled = (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1)
+        return self.classifier(hidden_states=pooled.unsqueeze(1)).float()  # the head reads position 0
+
     def epoch_metrics(self, gold: list, pred: list) -> dict[str, float]:
         scores = classification_scores(*self._texts_gold_pred(gold, pred), self.class_names)
         return {"accuracy": scores["accuracy"], "macro_f1": scores["macro_f1"], "f1": scores["micro_f1"]}

@@ -92,6 +92,41 @@ def test_nemo_restores_offline_and_classifies(tc_run, tiny_tc3, no_network):
     assert again["macro_f1"] == pytest.approx(tc_run.metrics["macro_f1"])
 
 
+def test_mean_pooling_trains_saves_and_ignores_padding(tiny_tc3, tmp_path):
+    """``model.classifier_head.pooling=mean``: the run's test pass, the restored model and a
+    text padded into a wider batch all give the same classes and logits."""
+    import torch
+
+    from bertlab.data.tsv import read_labeled_tsv
+    from bertlab.predict import Predictor
+
+    run = train(tc_config(tiny_tc3, tmp_path, ["model.classifier_head.pooling=mean"]))
+    predictor = Predictor.load(run.nemo_path, device="cpu")
+    texts = [text for text, _ in read_labeled_tsv(tiny_tc3 / "test_nemo_format.tsv").rows]
+    test_pass = [line.split("\t")[2] for line in (run.log_dir / "predictions.tsv").read_text().splitlines()[1:]]
+    assert [result.class_name for result in predictor.classify(texts)] == test_pass
+
+    model, tokenizer = predictor.model, predictor.model.tokenizer
+    ids = [tokenizer.cls_id, *tokenizer.text_to_ids("Huntington disease is a neurological disorder."), tokenizer.sep_id]
+    alone = torch.tensor([ids])
+    padded = torch.tensor([ids + [tokenizer.pad_id] * 20])
+    mask = (padded != tokenizer.pad_id).long()
+    with torch.inference_mode():
+        logits_alone = model(input_ids=alone, token_type_ids=torch.zeros_like(alone), attention_mask=torch.ones_like(alone))
+        logits_padded = model(input_ids=padded, token_type_ids=torch.zeros_like(padded), attention_mask=mask)
+        model.cfg.classifier_head.pooling = "cls"  # the same weights read from [CLS] give other logits
+        logits_cls = model(input_ids=alone, token_type_ids=torch.zeros_like(alone), attention_mask=torch.ones_like(alone))
+    assert torch.allclose(logits_alone, logits_padded, atol=1e-5)
+    assert not torch.allclose(logits_alone, logits_cls, atol=1e-3)
+
+
+def test_pooling_is_cls_or_mean():
+    from bertlab.config import check_types
+
+    with pytest.raises(ConfigError, match="model.classifier_head.pooling: expected one of cls, mean, got 'max'"):
+        check_types(compose_config("train_tc", ["model.dataset.num_classes=3", "model.classifier_head.pooling=max"]))
+
+
 def test_missing_num_classes_stops_before_model(tmp_path, tiny_tc3):
     cfg = shrink(compose_config("train_tc"), tmp_path)
     with pytest.raises(ConfigError, match="model.dataset.num_classes"):
