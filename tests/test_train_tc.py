@@ -111,11 +111,14 @@ def test_mean_pooling_trains_saves_and_ignores_padding(tiny_tc3, tmp_path):
     alone = torch.tensor([ids])
     padded = torch.tensor([ids + [tokenizer.pad_id] * 20])
     mask = (padded != tokenizer.pad_id).long()
+
+    def logits(input_ids, attention_mask):
+        return model(input_ids=input_ids, token_type_ids=torch.zeros_like(input_ids), attention_mask=attention_mask)
+
     with torch.inference_mode():
-        logits_alone = model(input_ids=alone, token_type_ids=torch.zeros_like(alone), attention_mask=torch.ones_like(alone))
-        logits_padded = model(input_ids=padded, token_type_ids=torch.zeros_like(padded), attention_mask=mask)
+        logits_alone, logits_padded = logits(alone, torch.ones_like(alone)), logits(padded, mask)
         model.cfg.classifier_head.pooling = "cls"  # the same weights read from [CLS] give other logits
-        logits_cls = model(input_ids=alone, token_type_ids=torch.zeros_like(alone), attention_mask=torch.ones_like(alone))
+        logits_cls = logits(alone, torch.ones_like(alone))
     assert torch.allclose(logits_alone, logits_padded, atol=1e-5)
     assert not torch.allclose(logits_alone, logits_cls, atol=1e-3)
 
