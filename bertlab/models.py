@@ -142,6 +142,21 @@ class _EpochMetricsMixin:
             optim_kwargs.setdefault("fused", True)
         return super().setup_optimization(optim_config=optim_config, optim_kwargs=optim_kwargs)
 
+    def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None):
+        """Lightning's clipping, also for fused AdamW under bf16 mixed precision. Lightning's
+        mixed-precision plugin refuses to clip for any fused optimizer, because a fused step
+        unscales fp16 gradients itself; without a loss scaler (bf16, fp32) the gradients are
+        already true, so the plain clip is exact."""
+        from lightning.pytorch.plugins.precision import Precision
+        from lightning.pytorch.utilities import GradClipAlgorithmType
+
+        plugin = self.trainer.precision_plugin
+        if gradient_clip_val and getattr(plugin, "scaler", None) is None:
+            Precision.clip_gradients(plugin, optimizer, gradient_clip_val,
+                                     GradClipAlgorithmType(gradient_clip_algorithm or "norm"))
+            return
+        super().configure_gradient_clipping(optimizer, gradient_clip_val, gradient_clip_algorithm)
+
     def _fused_optimizer_ok(self) -> bool:
         from bertlab.trainer import use_fused_adamw
 

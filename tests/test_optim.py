@@ -83,3 +83,23 @@ def test_no_decay_keeps_nemos_single_group():
     with open_dict(cfg):
         cfg.model.optim.sched.name = "WarmupAnnealing"  # a single group: any scheduler will do
     check_layerwise_lr_decay(cfg)
+
+
+def test_fused_adamw_clips_gradients_under_bf16_mixed_precision(tiny_ner, tmp_path):
+    """Lightning's mixed-precision plugin refuses to clip for a fused optimizer; bertlab clips
+    itself when no loss scaler is involved. Every step the optimizer takes sees the clipped norm
+    (read after the step: Lightning computes the gradients in the closure that step() calls)."""
+    norms = []
+
+    class GradNorms(Callback):
+        def on_train_start(self, trainer, pl_module):
+            optimizer = trainer.optimizers[0]
+            assert optimizer.defaults.get("fused") is True
+            optimizer.register_step_post_hook(lambda opt, args, kwargs: norms.append(float(torch.linalg.vector_norm(
+                torch.stack([torch.linalg.vector_norm(p.grad) for g in opt.param_groups for p in g["params"]
+                             if p.grad is not None])))))
+
+    run = tiny_ner_run(tiny_ner, tmp_path, ["trainer.precision=bf16-mixed", "trainer.gradient_clip_val=0.01"],
+                       callbacks=[GradNorms()])
+    assert run.nemo_path.is_file() and len(norms) == 8
+    assert max(norms) <= 0.01 * 1.001
