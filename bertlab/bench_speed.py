@@ -92,7 +92,7 @@ def prepare_data(task: str, corpus: Path, out: Path, max_train: int, max_eval: i
             splits = {split: read_labeled_tsv(Path(full) / f"{split}.tsv").rows for split in ("train", "dev", "test")}
     splits = {split: _head(items, max_train if split == "train" else max_eval) for split, items in splits.items()}
     if task == "ner":
-        write_nemo_dataset(splits, out)
+        write_nemo_dataset(splits, out, overwrite=True)  # the benchmark's own copy: a resumed run rewrites it
     else:
         for split, rows in splits.items():
             write_nemo_tsv(rows, out / f"{split}_nemo_format.tsv")
