@@ -57,11 +57,17 @@ class WordEncoder:
         return [cache[word] for word in words]
 
 
+def head_tail_split(budget: int) -> tuple[int, int]:
+    """``head_tail``'s subtokens kept from the start and from the end: a quarter, three quarters."""
+    head = budget // 4
+    return head, budget - head
+
+
 def kept_subtokens(strategy: str, budget: int) -> str:
     """What a text longer than ``budget`` subtokens is read as, for reports."""
-    head = budget // 4  # head_tail: a quarter head, three quarters tail
+    head, tail = head_tail_split(budget)
     return {"head": f"their first {budget} subtokens",
-            "head_tail": f"their first {head} and last {budget - head} subtokens",
+            "head_tail": f"their first {head} and last {tail} subtokens",
             "sentence_chunks": "sentence chunks (mean of the chunks' logits)"}[strategy]
 
 
@@ -88,8 +94,8 @@ def fit_to_length(words: Sequence[str], word_ids: Sequence[Sequence[int]], budge
     if strategy == "head":
         return [ids[:budget]]
     if strategy == "head_tail":
-        head = budget // 4  # as kept_subtokens says
-        return [ids[:head] + ids[len(ids) - (budget - head):]]
+        head, tail = head_tail_split(budget)
+        return [ids[:head] + ids[len(ids) - tail:]]
     chunks: list[list[int]] = []
     current: list[int] = []
     for sentence in sentence_groups(words):
