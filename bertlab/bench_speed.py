@@ -60,6 +60,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--corpus", type=Path, default=None, help="NCBI Disease directory (original/ and conll/)")
     parser.add_argument("--out-dir", type=Path, default=None, help="default: experiments/speed/<task>_<device>_<time>")
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--variant", nargs="+", action="append", default=[], metavar="NAME OVERRIDE",
+                        help="also train bertlab with these Hydra overrides, as row bertlab-NAME (repeatable; "
+                             "e.g. --variant unpadded model.unpadded=true)")
     return parser.parse_args(argv)
 
 
@@ -216,6 +219,9 @@ def run(args: argparse.Namespace) -> dict:
         raise ConfigError(f"--pipelines: choose from {', '.join(PIPELINES)} (got {args.pipelines!r})")
     if args.epochs < 1 or args.batch_size < 1:
         raise ConfigError("--epochs and --batch-size must be at least 1")
+    for variant in args.variant:
+        if len(variant) < 2 or "=" in variant[0] or not all("=" in o for o in variant[1:]):
+            raise ConfigError(f"--variant {' '.join(variant)}: expected a name and KEY=VALUE overrides")
     corpus = _corpus_dir(args.corpus)
     device, precision = resolve_device(args.device, args.precision)
     out = (args.out_dir or REPO / "experiments" / "speed" /
@@ -230,6 +236,10 @@ def run(args: argparse.Namespace) -> dict:
     print(f"speed benchmark: {args.task}, {device} {precision}, encoder {args.encoder}, {args.epochs} epochs, "
           f"batch {args.batch_size}, {counts['train']} training items; out {out}", flush=True)
     results = [run_pipeline(p, spec, out) for p in pipelines]
+    for name, *overrides in args.variant:
+        variant = f"bertlab-{name}"
+        results.append({**run_pipeline("bertlab", {**spec, "variant_overrides": overrides}, out, name=variant),
+                        "pipeline": variant, "overrides": overrides})
     rows = table_rows(results)
     from bertlab.trainer import cpu_cores, cpu_model
 

@@ -103,7 +103,8 @@ def _score(spec: dict, gold, pred) -> float:
 
 def run_bertlab(spec: dict, clock: Clock) -> tuple[float, float, float]:
     """The default config; the speed benchmark pins epochs, batch, lr and length (all in
-    ``spec``), the quality benchmark gives the recipe's own ``overrides`` instead."""
+    ``spec``), plus a ``--variant``'s overrides; the quality benchmark gives the recipe's own
+    ``overrides`` instead."""
     from hydra import compose, initialize_config_dir
 
     from bertlab.config import register_resolvers
@@ -123,7 +124,8 @@ def run_bertlab(spec: dict, clock: Clock) -> tuple[float, float, float]:
     if spec["task"] == "tc":
         overrides.append("model.dataset.num_classes=3")
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        cfg = compose(config_name=name, overrides=[*overrides, *spec.get("overrides", [])])
+        cfg = compose(config_name=name, overrides=[*overrides, *spec.get("overrides", []),
+                                                   *spec.get("variant_overrides", [])])
     result = train(cfg, callbacks=(lightning_clock(clock),))
     return result.fit_seconds, result.metrics["entity_f1" if spec["task"] == "ner" else "macro_f1"], result.best_val
 

@@ -9,6 +9,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from bertlab.encoders import embedded_encoder_path
 from bertlab.io import UserError
+from bertlab.long_text import STRATEGIES
 
 
 class ConfigError(UserError, ValueError):
@@ -72,10 +73,17 @@ _NUMBERS = ("trainer.limit_train_batches", "trainer.limit_val_batches", "trainer
             "trainer.val_check_interval", "trainer.gradient_clip_val", "model.optim.lr",
             "model.optim.weight_decay", "model.layerwise_lr_decay")
 _BOOLS = ("trainer.enable_progress_bar", "trainer.deterministic", "exp_manager.resume_if_exists",
-          "exp_manager.create_checkpoint_callback", "exp_manager.create_early_stopping_callback")
+          "exp_manager.create_checkpoint_callback", "exp_manager.create_early_stopping_callback", "model.compile",
+          "model.unpadded")
 
 
-_CHOICES = {"model.classifier_head.pooling": ("cls", "mean")}
+_CHOICES = {"model.classifier_head.pooling": ("cls", "mean"), "model.attention": ("sdpa", "eager"),
+            "model.dataset.long_text": STRATEGIES}
+
+
+def check_choice(key: str, value, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ConfigError(f"{key}: expected one of {', '.join(choices)}, got {value!r}")
 
 
 def check_types(cfg: DictConfig) -> None:
@@ -95,8 +103,11 @@ def check_types(cfg: DictConfig) -> None:
                 raise ConfigError(f"{key}: expected {expected}, got {value!r}")
     for key, choices in _CHOICES.items():
         value = OmegaConf.select(cfg, key, default=None)
-        if value is not None and value not in choices:
-            raise ConfigError(f"{key}: expected one of {', '.join(choices)}, got {value!r}")
+        if value is not None:
+            check_choice(key, value, choices)
+    if OmegaConf.select(cfg, "model.unpadded", default=False) and OmegaConf.select(cfg, "model.compile", default=False):
+        raise ConfigError("model.unpadded=true with model.compile=true: every batch's token count would be a new "
+                          "shape to compile; choose one")
 
 
 def check_layerwise_lr_decay(cfg: DictConfig) -> None:

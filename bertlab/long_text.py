@@ -25,10 +25,9 @@ _CLOSERS = "\"')]}"
 
 
 def check_strategy(name: str) -> str:
-    if name not in STRATEGIES:
-        from bertlab.config import ConfigError
+    from bertlab.config import check_choice
 
-        raise ConfigError(f"model.dataset.long_text must be one of {', '.join(STRATEGIES)}, got {name!r}")
+    check_choice("model.dataset.long_text", name, STRATEGIES)
     return name
 
 

@@ -16,7 +16,9 @@ What the subclasses change, and why:
   the host, and validation predictions stay on the device until the epoch ends.
 - AdamW is fused (one kernel for all parameters, on CUDA and on the CPU) unless fp16 loss
   scaling and gradient clipping rule it out; ``model.compile=true`` compiles the encoder;
-  ``model.layerwise_lr_decay`` < 1 gives each encoder layer its own rate (``bertlab.optim``).
+  ``model.layerwise_lr_decay`` < 1 gives each encoder layer its own rate (``bertlab.optim``);
+  ``model.unpadded=true`` runs the encoder's dense layers on the real tokens only
+  (``bertlab.unpadded``).
 - Saved ``.nemo`` files are portable: the embedded encoder is stored as a marker, not
   as this machine's path (prediction lives in :mod:`bertlab.predict`).
 - Datasets are NeMo's, tokenized in memory from bertlab's readers (``bertlab.nemo_data``):
@@ -37,6 +39,7 @@ from omegaconf import open_dict
 from torch.utils.data import DataLoader
 
 from bertlab.metrics import classification_scores, entity_scores
+from bertlab.unpadded import set_unpadded
 
 
 def _gather(items: list) -> list:
@@ -77,6 +80,7 @@ class _EpochMetricsMixin:
         self._epoch_records: dict[str, dict[str, list]] = {}
         if hasattr(self.bert_model, "attn_implementation"):  # a Hugging Face BertModel
             set_attention(self.bert_model, cfg.get("attention", "sdpa"))
+        set_unpadded(self.bert_model, cfg.get("unpadded", False))
         if cfg.get("compile", False):
             import torch._dynamo
 

@@ -48,9 +48,21 @@ def test_tc_benchmark_runs_all_three_pipelines(tmp_path):
     _check(report, table, "test macro F1")
 
 
+def test_a_variant_trains_bertlab_with_its_overrides(tmp_path):
+    code, report, table = bench(tmp_path, "--pipelines", "bertlab", "--variant", "unpadded", "model.unpadded=true")
+    assert code == 0
+    assert [r["pipeline"] for r in report["results"]] == ["bertlab", "bertlab-unpadded"]
+    assert report["results"][1]["overrides"] == ["model.unpadded=true"] and report["results"][1]["sentences_per_s"] > 0
+    assert "| bertlab-unpadded | " in table
+    records = {path.parts[-4]: path.read_text() for path in (tmp_path / "speed").glob("bertlab*/*/*/config.yaml")}
+    assert "unpadded: true" in records["bertlab-unpadded"] and "unpadded: false" in records["bertlab"]
+
+
 @pytest.mark.parametrize(("args", "message"), [
     (["--pipelines", "nemo,keras"], "--pipelines"),
     (["--precision", "fp8"], "--precision"),
+    (["--variant", "unpadded"], "--variant unpadded: expected a name and KEY=VALUE overrides"),
+    (["--variant", "model.unpadded=true"], "expected a name"),
 ])
 def test_bad_options_are_config_errors(args, message, tmp_path):
     with pytest.raises(ConfigError, match=message):

@@ -1,0 +1,87 @@
+"""Padding-free BERT layers (``model.unpadded: true``).
+
+A Hugging Face ``BertEncoder`` computes every position of a padded batch. Here each layer's
+dense parts (the query, key and value projections, the attention output projection, the
+feed-forward block and both LayerNorms: nearly all of the arithmetic at NCBI's lengths) run
+on the real tokens only, gathered into one ``[tokens, hidden]`` matrix; only the attention
+itself sees the padded ``[batch, heads, width, head_dim]`` layout, with the usual mask. The
+parameters are the encoder's own, so checkpoints and ``.nemo`` files do not change, and the
+outputs at real tokens equal the padded encoder's (padding positions come out as zeros).
+
+transformers 4.51's ``BertModel`` has no variable-length (flash-attention-2) path, so the
+attention is PyTorch's ``scaled_dot_product_attention`` over the padded layout, as with
+``model.attention: sdpa``. Whatever this path does not cover (head masks, attention or
+hidden-state outputs, cross-attention, caches, relative positions) falls back to the padded
+forward.
+"""
+
+from __future__ import annotations
+
+import torch
+from transformers.modeling_outputs import BaseModelOutputWithPastAndCrossAttentions
+from transformers.models.bert.modeling_bert import BertEncoder
+
+
+class UnpaddedBertEncoder(BertEncoder):
+    """``BertEncoder`` whose layers compute the real tokens only (see the module docstring)."""
+
+    def forward(self, hidden_states, attention_mask=None, head_mask=None, encoder_hidden_states=None,
+                encoder_attention_mask=None, past_key_values=None, use_cache=None, output_attentions=False,
+                output_hidden_states=False, return_dict=True):
+        # BertModel passes head_mask as [None] * layers when there is none.
+        head_masked = head_mask is not None and any(mask is not None for mask in head_mask)
+        relative = getattr(self.config, "position_embedding_type", "absolute") != "absolute"
+        fallback = (attention_mask is None or head_masked or encoder_hidden_states is not None
+                    or past_key_values is not None or use_cache or output_attentions or output_hidden_states
+                    or self.config.is_decoder or relative)
+        if fallback:  # no padding to skip (mask None), or a feature this path does not cover
+            return super().forward(hidden_states, attention_mask, head_mask, encoder_hidden_states,
+                                   encoder_attention_mask, past_key_values, use_cache, output_attentions,
+                                   output_hidden_states, return_dict)
+        batch, width, hidden = hidden_states.shape
+        # BertModel's extended mask, [batch, 1, 1 or width, width]: 0 where a key is attended,
+        # the dtype's minimum where it is padding. Row 0 of every head holds the key mask.
+        real = (attention_mask[:, 0, 0, :] == 0).reshape(-1)
+        index = real.nonzero().squeeze(1)
+        states = hidden_states.reshape(batch * width, hidden).index_select(0, index)
+        for layer in self.layer:
+            states = _layer_forward(layer, states, index, attention_mask, batch, width)
+        padded = states.new_zeros(batch * width, hidden).index_copy(0, index, states).view(batch, width, hidden)
+        if not return_dict:
+            return (padded,)
+        return BaseModelOutputWithPastAndCrossAttentions(last_hidden_state=padded)
+
+
+def _layer_forward(layer, states: torch.Tensor, index: torch.Tensor, mask: torch.Tensor, batch: int,
+                   width: int) -> torch.Tensor:
+    """One ``BertLayer`` on ``[tokens, hidden]`` states: BertSelfAttention, BertSelfOutput,
+    BertIntermediate and BertOutput, in HF's order, with HF's modules (dropouts included)."""
+    attention = layer.attention.self
+    heads, head_size = attention.num_attention_heads, attention.attention_head_size
+
+    def to_heads(projected: torch.Tensor) -> torch.Tensor:  # [tokens, all_head] -> [batch, heads, width, head]
+        full = projected.new_zeros(batch * width, projected.shape[-1]).index_copy(0, index, projected)
+        return full.view(batch, width, heads, head_size).transpose(1, 2)
+
+    query = to_heads(attention.query(states))
+    context = torch.nn.functional.scaled_dot_product_attention(
+        query, to_heads(attention.key(states)), to_heads(attention.value(states)),
+        attn_mask=mask.to(query.dtype),  # fp32 from BertModel; autocast runs the projections in 16 bits
+        dropout_p=attention.dropout.p if layer.training else 0.0)
+    context = context.transpose(1, 2).reshape(batch * width, heads * head_size).index_select(0, index)
+    attended = layer.attention.output(context, states)
+    return layer.output(layer.intermediate(attended), attended)
+
+
+def set_unpadded(encoder, enabled: bool = True) -> None:
+    """Swap a Hugging Face ``BertModel``'s encoder to the padding-free class (or back), in
+    place; both classes hold the same parameters."""
+    layers = getattr(encoder, "encoder", None)
+    if not isinstance(layers, BertEncoder):
+        if enabled:
+            from bertlab.config import ConfigError
+
+            raise ConfigError(f"model.unpadded=true needs a Hugging Face BERT encoder; {type(encoder).__name__} "
+                              "is not one")
+        return
+    layers.__class__ = UnpaddedBertEncoder if enabled else BertEncoder

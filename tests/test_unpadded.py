@@ -1,0 +1,126 @@
+"""Padding-free encoder layers (``model.unpadded``): the padded encoder's numbers, on the real tokens only."""
+
+import copy
+
+import pytest
+import torch
+from conftest import compose_config, tiny_ner_run
+from omegaconf import open_dict
+from transformers import BertConfig, BertModel
+
+from bertlab.config import ConfigError, check_types
+from bertlab.unpadded import UnpaddedBertEncoder, set_unpadded
+
+
+def tiny_bert(dropout: float = 0.0, attention: str = "sdpa") -> BertModel:
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=64, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                        intermediate_size=64, hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout,
+                        attn_implementation=attention)
+    return BertModel(config, add_pooling_layer=False)
+
+
+def padded_batch(lengths=(10, 6, 2)) -> tuple[torch.Tensor, torch.Tensor]:
+    ids = torch.randint(5, 64, (len(lengths), max(lengths)), generator=torch.Generator().manual_seed(1))
+    mask = (torch.arange(max(lengths)) < torch.tensor(lengths)[:, None]).long()
+    return ids, mask
+
+
+@pytest.mark.parametrize("attention", ["sdpa", "eager"])  # eager: BertModel's mask is [batch, 1, 1, width]
+def test_outputs_and_gradients_match_the_padded_encoder(attention):
+    padded = tiny_bert(attention=attention).train()
+    unpadded = copy.deepcopy(padded)
+    set_unpadded(unpadded)
+    assert type(unpadded.encoder) is UnpaddedBertEncoder
+    ids, mask = padded_batch()
+    real = mask.bool()
+    outputs = []
+    for model in (padded, unpadded):
+        hidden = model(input_ids=ids, attention_mask=mask).last_hidden_state
+        (hidden[real] ** 2).mean().backward()  # the heads' losses read real tokens only
+        outputs.append(hidden)
+    torch.testing.assert_close(outputs[1][real], outputs[0][real])
+    assert outputs[1][~real].abs().max() == 0  # padding comes out as zeros
+    for (name, expected), actual in zip(padded.named_parameters(), unpadded.parameters()):
+        torch.testing.assert_close(actual.grad, expected.grad, msg=name)
+
+
+def test_dropout_follows_the_training_mode():
+    model = tiny_bert(dropout=0.3)
+    set_unpadded(model)
+    ids, mask = padded_batch()
+    real = mask.bool()
+    model.train()
+    first, second = (model(input_ids=ids, attention_mask=mask).last_hidden_state[real] for _ in range(2))
+    assert not torch.allclose(first, second)
+    model.eval()
+    first, second = (model(input_ids=ids, attention_mask=mask).last_hidden_state[real] for _ in range(2))
+    torch.testing.assert_close(first, second)
+
+
+@pytest.mark.parametrize("lengths", [(10, 10, 10), (10, 6, 2)])
+def test_what_it_does_not_cover_falls_back_to_the_padded_forward(lengths):
+    padded = tiny_bert().eval()
+    unpadded = copy.deepcopy(padded)
+    set_unpadded(unpadded)
+    ids, mask = padded_batch(lengths)  # no padding at all: BertModel passes no mask
+    expected = padded(input_ids=ids, attention_mask=mask, output_hidden_states=True).hidden_states
+    actual = unpadded(input_ids=ids, attention_mask=mask, output_hidden_states=True).hidden_states
+    for layer_expected, layer_actual in zip(expected, actual):
+        torch.testing.assert_close(layer_actual, layer_expected)  # padding positions included
+
+
+def test_a_bf16_autocast_forward_stays_close():
+    padded = tiny_bert().eval()
+    unpadded = copy.deepcopy(padded)
+    set_unpadded(unpadded)
+    ids, mask = padded_batch()
+    real = mask.bool()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        expected = padded(input_ids=ids, attention_mask=mask).last_hidden_state[real].float()
+        actual = unpadded(input_ids=ids, attention_mask=mask).last_hidden_state[real].float()
+    torch.testing.assert_close(actual, expected, atol=0.05, rtol=0.05)
+
+
+def test_switching_back_and_refusing_what_is_not_bert():
+    model = tiny_bert()
+    set_unpadded(model)
+    set_unpadded(model, False)
+    assert type(model.encoder) is not UnpaddedBertEncoder
+    set_unpadded(torch.nn.Linear(2, 2), False)  # nothing to switch off
+    with pytest.raises(ConfigError, match="model.unpadded=true needs a Hugging Face BERT encoder; Linear"):
+        set_unpadded(torch.nn.Linear(2, 2))
+
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    (["model.unpadded=true", "model.compile=true"], "model.unpadded=true with model.compile=true"),
+    (["model.unpadded=yes"], "model.unpadded: expected true or false, got 'yes'"),
+    (["model.attention=flash"], "model.attention: expected one of sdpa, eager, got 'flash'"),
+])
+def test_config_errors(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        check_types(compose_config("train_ner", overrides))
+
+
+def test_a_run_trains_saves_and_restores_unpadded(tiny_ner, tmp_path):
+    from bertlab.predict import Predictor
+
+    run = tiny_ner_run(tiny_ner, tmp_path, ["model.unpadded=true"])
+    assert "entity_f1" in run.metrics
+    predictor = Predictor.load(run.nemo_path, device="cpu")
+    assert type(predictor.model.bert_model.encoder) is UnpaddedBertEncoder  # the switch travels in the .nemo
+    sentences = [line.split() for line in (tiny_ner / "text_test.txt").read_text().splitlines()[:20]]
+    sequences = [[predictor._cls, *(i for ids in predictor._word_ids(words) for i in ids), predictor._sep]
+                 for words in sentences]
+    assert len({len(sequence) for sequence in sequences}) > 1  # batches with padding
+    unpadded = predictor._logits(sequences)
+    set_unpadded(predictor.model.bert_model, False)
+    padded = predictor._logits(sequences)
+    for actual, expected in zip(unpadded, padded):
+        torch.testing.assert_close(actual, expected, atol=1e-4, rtol=1e-4)
+
+
+def test_the_default_config_leaves_it_off():
+    cfg = compose_config("train_ner")
+    with open_dict(cfg):
+        assert cfg.model.unpadded is False
