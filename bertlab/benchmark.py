@@ -65,6 +65,10 @@ def _race(runs: dict, repeats: int) -> tuple[dict, dict]:
     return times, results
 
 
+def _dtype_name(predictor) -> str:
+    return str(predictor.dtype).removeprefix("torch.") if predictor.dtype is not None else "float32"
+
+
 def _fresh(predictor, method):
     """A timed run starts with an empty word cache, as a newly loaded Predictor does."""
 
@@ -76,15 +80,16 @@ def _fresh(predictor, method):
 
 
 def benchmark_tagging(nemo_path, text_path, device=None, batch_size: int = 64, nemo_batch_size: int = 32,
-                      repeats: int = 1) -> dict:
+                      repeats: int = 1, precision: str | None = None) -> dict:
     """bertlab's Predictor.tag against NeMo's ``add_predictions`` on the same restored model
     and sentences (one per line, CoNLL-tokenized): wall times, and how many sentences get
     the same tags (NeMo reads any length; bertlab windows beyond max_seq_length, so it is
-    also run with the encoder's full length, where every sentence must agree)."""
+    also run with the encoder's full length, where every sentence must agree). ``precision``
+    is bertlab's (default: training's rules); NeMo's inference runs as NeMo runs it."""
     from bertlab.io import read_text_lines
     from bertlab.predict import Predictor
 
-    predictor = Predictor.load(nemo_path, device=device, batch_size=batch_size)
+    predictor = Predictor.load(nemo_path, device=device, batch_size=batch_size, precision=precision)
     model, names = predictor.model, predictor.model.id_to_label
     sentences = [line for line in read_text_lines(text_path) if line.strip()]
     warm = sentences[:nemo_batch_size]
@@ -108,7 +113,8 @@ def benchmark_tagging(nemo_path, text_path, device=None, batch_size: int = 64, n
         start += count
     # Sentences within max_seq_length are read the same either way; the windowed ones again whole.
     windowed = [i for i, r in enumerate(ours) if r.windows > 1]
-    whole = Predictor(model, batch_size=batch_size, max_seq_length=10**6).tag([sentences[i] for i in windowed])
+    whole = Predictor(model, batch_size=batch_size, max_seq_length=10**6, precision=precision).tag(
+        [sentences[i] for i in windowed])
     full = list(ours)
     for i, result in zip(windowed, whole):
         full[i] = result
@@ -116,7 +122,7 @@ def benchmark_tagging(nemo_path, text_path, device=None, batch_size: int = 64, n
         "items": len(sentences), "nemo": times["nemo"], "bertlab": times["bertlab"],
         "speedup": times["nemo"]["seconds"] / times["bertlab"]["seconds"],
         "cpu_speedup": times["nemo"]["cpu_seconds"] / times["bertlab"]["cpu_seconds"],
-        "max_seq_length": predictor.max_seq_length,
+        "max_seq_length": predictor.max_seq_length, "bertlab_dtype": _dtype_name(predictor),
         "windowed": sum(r.windows > 1 for r in ours),
         "same": sum(r.tags == t for r, t in zip(ours, nemo_tags)),
         "same_full_length": sum(r.tags == t for r, t in zip(full, nemo_tags)),
@@ -124,13 +130,14 @@ def benchmark_tagging(nemo_path, text_path, device=None, batch_size: int = 64, n
 
 
 def benchmark_classification(nemo_path, tsv_path, device=None, batch_size: int = 64, nemo_batch_sizes=(1, 64),
-                             repeats: int = 1) -> dict:
+                             repeats: int = 1, precision: str | None = None) -> dict:
     """bertlab's Predictor.classify against NeMo's ``classifytext`` (at its default batch size
-    1 and at bertlab's), same model, texts and max_seq_length; wall times and agreement."""
+    1 and at bertlab's), same model, texts and max_seq_length; wall times and agreement
+    (``precision``: bertlab's, as in :func:`benchmark_tagging`)."""
     from bertlab.data.tsv import read_labeled_tsv
     from bertlab.predict import Predictor
 
-    predictor = Predictor.load(nemo_path, device=device, batch_size=batch_size)
+    predictor = Predictor.load(nemo_path, device=device, batch_size=batch_size, precision=precision)
     model, limit = predictor.model, predictor.max_seq_length
     texts = [text for text, _ in read_labeled_tsv(tsv_path).rows]
     model.classifytext(texts[:4], batch_size=4, max_seq_length=limit)
@@ -142,6 +149,7 @@ def benchmark_classification(nemo_path, tsv_path, device=None, batch_size: int =
     times, results = _race(runs, repeats)
     ours = results["bertlab"]
     report = {"items": len(texts), "bertlab": times["bertlab"], "max_seq_length": limit,
+              "bertlab_dtype": _dtype_name(predictor),
               "truncated": sum(r.truncated for r in ours), "nemo": {}}
     for batch in nemo_batch_sizes:
         nemo = times[f"nemo_{batch}"]
@@ -161,6 +169,7 @@ def prediction_report(tagging: dict | None, classification: dict | None, device:
         lines += [f"NER: {t['items']} sentences            wall s    CPU s",
                   f"  NeMo add_predictions  {t['nemo']['seconds']:8.2f} {t['nemo']['cpu_seconds']:8.2f}",
                   f"  bertlab Predictor.tag {t['bertlab']['seconds']:8.2f} {t['bertlab']['cpu_seconds']:8.2f}"
+                  f" ({t['bertlab_dtype']})"
                   f"   speedup {t['speedup']:.1f}x wall, {t['cpu_speedup']:.1f}x CPU",
                   f"  same tags: {t['same']}/{t['items']} sentences ({t['windowed']} longer than max_seq_length="
                   f"{t['max_seq_length']} tagged in windows); without the length limit {t['same_full_length']}"
@@ -170,7 +179,7 @@ def prediction_report(tagging: dict | None, classification: dict | None, device:
         lines += [f"classification: {c['items']} texts, max_seq_length={c['max_seq_length']} "
                   f"({c['truncated']} truncated)     wall s    CPU s",
                   f"  bertlab Predictor.classify        {c['bertlab']['seconds']:8.2f} "
-                  f"{c['bertlab']['cpu_seconds']:8.2f}"]
+                  f"{c['bertlab']['cpu_seconds']:8.2f} ({c['bertlab_dtype']})"]
         for batch, nemo in c["nemo"].items():
             lines.append(f"  NeMo classifytext batch_size={batch:<4} {nemo['seconds']:8.2f} {nemo['cpu_seconds']:8.2f}"
                          f"   speedup {nemo['speedup']:.1f}x wall, {nemo['cpu_speedup']:.1f}x CPU, "

@@ -25,6 +25,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ner-text", type=Path, default=Path("data/ncbi_ner/text_test.txt"))
     parser.add_argument("--tc-tsv", type=Path, default=Path("data/ncbi_tc3/test_nemo_format.tsv"))
     parser.add_argument("--device", help="cpu or cuda (default: a GPU if present)")
+    parser.add_argument("--precision", help="bertlab's: 32, 16-mixed, bf16-mixed (default: 16-mixed on GPU, 32 on "
+                                            "CPU); NeMo's inference is left as NeMo runs it")
     parser.add_argument("--repeats", type=int, default=1, help="best of this many timed runs")
     parser.add_argument("--output", type=Path, help="write the figures as JSON")
     args = parser.parse_args(argv)
@@ -34,9 +36,9 @@ def main(argv: list[str] | None = None) -> int:
     from bertlab.benchmark import benchmark_classification, benchmark_tagging, prediction_report
     from bertlab.io import atomic_write
 
-    tagging = benchmark_tagging(args.ner, args.ner_text, args.device, repeats=args.repeats) if args.ner else None
-    classification = (benchmark_classification(args.tc, args.tc_tsv, args.device, repeats=args.repeats)
-                      if args.tc else None)
+    options = {"repeats": args.repeats, "precision": args.precision}
+    tagging = benchmark_tagging(args.ner, args.ner_text, args.device, **options) if args.ner else None
+    classification = benchmark_classification(args.tc, args.tc_tsv, args.device, **options) if args.tc else None
     print(prediction_report(tagging, classification, args.device or "auto"))
     if args.output:
         with atomic_write(args.output) as handle:

@@ -49,6 +49,30 @@ def run_script(*args, stdin: bytes | None = None, cwd=REPO):
 # --- agreement with the training run and with NeMo ------------------------------------
 
 
+@pytest.mark.parametrize(("precision", "dtype"), [(None, "float32"), ("bf16-mixed", "bfloat16")])
+def test_prediction_benchmark_races_nemo_on_the_same_model(ner_run, tc_run, tiny_ner, tiny_tc3, tmp_path,
+                                                           precision, dtype, capsys):
+    sys.path.insert(0, str(REPO / "scripts"))
+    try:
+        from benchmark_predict import main
+    finally:
+        sys.path.pop(0)
+    output = tmp_path / "predict.json"
+    args = ["--ner", ner_run.nemo_path, "--ner-text", tiny_ner / "text_test.txt", "--tc", tc_run.nemo_path,
+            "--tc-tsv", tiny_tc3 / "test_nemo_format.tsv", "--device", "cpu", "--output", output]
+    assert main([*map(str, args), *(["--precision", precision] if precision else [])]) == 0
+    report = json.loads(output.read_text())
+    ner, tc = report["ner"], report["classification"]
+    assert ner["items"] == len(read_nemo(tiny_ner / "text_test.txt", tiny_ner / "labels_test.txt"))
+    assert tc["items"] == len(read_labeled_tsv(tiny_tc3 / "test_nemo_format.tsv").rows)
+    assert ner["bertlab_dtype"] == tc["bertlab_dtype"] == dtype
+    assert ner["bertlab"]["seconds"] > 0 and set(tc["nemo"]) == {"1", "64"}
+    if precision is None:  # the same arithmetic as NeMo's: the same predictions
+        assert ner["same_full_length"] == ner["items"]
+        assert all(nemo["same"] == tc["items"] for nemo in tc["nemo"].values())
+    assert f"({dtype})" in capsys.readouterr().out
+
+
 def test_tags_agree_with_the_runs_test_pass_and_with_nemo(ner_run, ner_predictor, tiny_ner):
     gold = read_nemo(tiny_ner / "text_test.txt", tiny_ner / "labels_test.txt")
     test_pass = [s.tags for s in read_conll(ner_run.log_dir / "predictions.conll")]  # word, gold, pred: last column
