@@ -57,3 +57,25 @@ def test_speed_benchmark_on_gpu(tmp_path):
     for result in report["results"]:
         assert result["memory_kind"] == "GPU" and result["gpu"] == torch.cuda.get_device_name()
         assert len(result["epoch_s"]) == 2 and 0.0 <= result["f1"] <= 1.0
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_unpadded_encoder_matches_the_padded_one_under_autocast(dtype):
+    import copy
+
+    from test_unpadded import padded_batch, tiny_bert
+
+    from bertlab.unpadded import set_unpadded
+
+    if dtype is torch.bfloat16 and not torch.cuda.is_bf16_supported():
+        pytest.skip("no bf16 on this GPU")
+    padded = tiny_bert().cuda().eval()
+    unpadded = copy.deepcopy(padded)
+    set_unpadded(unpadded)
+    ids, mask = (t.cuda() for t in padded_batch())
+    real = mask.bool()
+    with torch.autocast("cuda", dtype=dtype):
+        expected = padded(input_ids=ids, attention_mask=mask).last_hidden_state[real].float()
+        actual = unpadded(input_ids=ids, attention_mask=mask).last_hidden_state[real].float()
+    torch.testing.assert_close(actual, expected, atol=0.05, rtol=0.05)
+    assert torch.isfinite(actual).all()
