@@ -62,7 +62,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--variant", nargs="+", action="append", default=[], metavar="NAME OVERRIDE",
                         help="also train bertlab with these Hydra overrides, as row bertlab-NAME (repeatable; "
-                             "e.g. --variant unpadded model.unpadded=true)")
+                             "e.g. --variant padded model.unpadded=false)")
     return parser.parse_args(argv)
 
 

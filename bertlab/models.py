@@ -17,8 +17,8 @@ What the subclasses change, and why:
 - AdamW is fused (one kernel for all parameters, on CUDA and on the CPU) unless fp16 loss
   scaling and gradient clipping rule it out; ``model.compile=true`` compiles the encoder;
   ``model.layerwise_lr_decay`` < 1 gives each encoder layer its own rate (``bertlab.optim``);
-  ``model.unpadded=true`` runs the encoder's dense layers on the real tokens only
-  (``bertlab.unpadded``).
+  ``model.unpadded`` (default: on for the CPU) runs the encoder's dense layers on the real
+  tokens only (``bertlab.unpadded``).
 - Saved ``.nemo`` files are portable: the embedded encoder is stored as a marker, not
   as this machine's path (prediction lives in :mod:`bertlab.predict`).
 - Datasets are NeMo's, tokenized in memory from bertlab's readers (``bertlab.nemo_data``):
@@ -39,7 +39,7 @@ from omegaconf import open_dict
 from torch.utils.data import DataLoader
 
 from bertlab.metrics import classification_scores, entity_scores
-from bertlab.unpadded import set_unpadded
+from bertlab.unpadded import apply_unpadded
 
 
 def _gather(items: list) -> list:
@@ -80,7 +80,7 @@ class _EpochMetricsMixin:
         self._epoch_records: dict[str, dict[str, list]] = {}
         if hasattr(self.bert_model, "attn_implementation"):  # a Hugging Face BertModel
             set_attention(self.bert_model, cfg.get("attention", "sdpa"))
-        set_unpadded(self.bert_model, cfg.get("unpadded", False))
+        apply_unpadded(self.bert_model, cfg.get("unpadded"), self._on_cuda(), cfg.get("compile", False))
         if cfg.get("compile", False):
             import torch._dynamo
 

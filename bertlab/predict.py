@@ -212,6 +212,11 @@ class Predictor:
         if next(model.parameters()).device != self.device:
             model.to(self.device)
         self.dtype = autocast_dtype(precision, self.device)
+        if hasattr(model, "bert_model"):  # restored without a trainer: unpadded as training's rule for this device
+            from bertlab.unpadded import apply_unpadded
+
+            apply_unpadded(model.bert_model, model.cfg.get("unpadded"), self.device.type == "cuda",
+                           model.cfg.get("compile", False))
         self.batch_size = batch_size
         self.max_seq_length = self._sequence_limit(max_seq_length)
         self.max_chars = max_chars

@@ -1,4 +1,4 @@
-"""Padding-free BERT layers (``model.unpadded: true``).
+"""Padding-free BERT layers (``model.unpadded``; default null: on for the CPU, off on a GPU).
 
 A Hugging Face ``BertEncoder`` computes every position of a padded batch. Here each layer's
 dense parts (the query, key and value projections, the attention output projection, the
@@ -13,6 +13,10 @@ attention is PyTorch's ``scaled_dot_product_attention`` over the padded layout, 
 ``model.attention: sdpa``. Whatever this path does not cover (head masks, attention or
 hidden-state outputs, cross-attention, caches, relative positions) falls back to the padded
 forward.
+
+On a GPU it stays off unless asked for: gathering the real tokens needs their count on the
+host, one device sync per forward pass, and no GPU has measured it yet. Under
+``model.compile`` it stays off too: every batch's token count would be a new shape.
 """
 
 from __future__ import annotations
@@ -85,3 +89,13 @@ def set_unpadded(encoder, enabled: bool = True) -> None:
                               "is not one")
         return
     layers.__class__ = UnpaddedBertEncoder if enabled else BertEncoder
+
+
+def apply_unpadded(encoder, setting: bool | None, on_cuda: bool, compiled: bool = False) -> bool:
+    """Apply ``model.unpadded`` to ``encoder``: true or false as given; null (the default) is on
+    for a Hugging Face BERT on the CPU and off on a GPU or under ``model.compile`` (see the
+    module docstring). Returns whether it is on."""
+    if setting is None:
+        setting = not on_cuda and not compiled and isinstance(getattr(encoder, "encoder", None), BertEncoder)
+    set_unpadded(encoder, setting)
+    return setting

@@ -49,13 +49,13 @@ def test_tc_benchmark_runs_all_three_pipelines(tmp_path):
 
 
 def test_a_variant_trains_bertlab_with_its_overrides(tmp_path):
-    code, report, table = bench(tmp_path, "--pipelines", "bertlab", "--variant", "unpadded", "model.unpadded=true")
+    code, report, table = bench(tmp_path, "--pipelines", "bertlab", "--variant", "padded", "model.unpadded=false")
     assert code == 0
-    assert [r["pipeline"] for r in report["results"]] == ["bertlab", "bertlab-unpadded"]
-    assert report["results"][1]["overrides"] == ["model.unpadded=true"] and report["results"][1]["sentences_per_s"] > 0
-    assert "| bertlab-unpadded | " in table
+    assert [r["pipeline"] for r in report["results"]] == ["bertlab", "bertlab-padded"]
+    assert report["results"][1]["overrides"] == ["model.unpadded=false"] and report["results"][1]["sentences_per_s"] > 0
+    assert "| bertlab-padded | " in table
     records = {path.parts[-4]: path.read_text() for path in (tmp_path / "speed").glob("bertlab*/*/*/config.yaml")}
-    assert "unpadded: true" in records["bertlab-unpadded"] and "unpadded: false" in records["bertlab"]
+    assert "unpadded: false" in records["bertlab-padded"] and "unpadded: null" in records["bertlab"]
 
 
 @pytest.mark.parametrize(("args", "message"), [

@@ -5,11 +5,10 @@ import copy
 import pytest
 import torch
 from conftest import compose_config, tiny_ner_run
-from omegaconf import open_dict
 from transformers import BertConfig, BertModel
 
 from bertlab.config import ConfigError, check_types
-from bertlab.unpadded import UnpaddedBertEncoder, set_unpadded
+from bertlab.unpadded import UnpaddedBertEncoder, apply_unpadded, set_unpadded
 
 
 def tiny_bert(dropout: float = 0.0, attention: str = "sdpa") -> BertModel:
@@ -120,7 +119,23 @@ def test_a_run_trains_saves_and_restores_unpadded(tiny_ner, tmp_path):
         torch.testing.assert_close(actual, expected, atol=1e-4, rtol=1e-4)
 
 
-def test_the_default_config_leaves_it_off():
-    cfg = compose_config("train_ner")
-    with open_dict(cfg):
-        assert cfg.model.unpadded is False
+@pytest.mark.parametrize(("setting", "on_cuda", "compiled", "expected"), [
+    (None, False, False, True),   # the default: on for the CPU, where the speed benchmark shows it wins
+    (None, True, False, False),   # off on a GPU: a host-device sync per forward, not measured there
+    (None, False, True, False),   # off under torch.compile: every token count would be a new shape
+    (True, True, False, True),
+    (False, False, False, False),
+])
+def test_the_default_is_on_for_the_cpu_only(setting, on_cuda, compiled, expected):
+    model = tiny_bert()
+    assert apply_unpadded(model, setting, on_cuda, compiled) is expected
+    assert (type(model.encoder) is UnpaddedBertEncoder) is expected
+    assert apply_unpadded(torch.nn.Linear(2, 2), None, on_cuda, compiled) is False  # not a BERT: left alone
+
+
+def test_the_configs_default_is_null_and_a_cpu_run_uses_it(ner_run):
+    from bertlab.predict import Predictor
+
+    assert compose_config("train_ner").model.unpadded is None
+    assert compose_config("train_tc", ["model.dataset.num_classes=3"]).model.unpadded is None
+    assert type(Predictor.load(ner_run.nemo_path, device="cpu").model.bert_model.encoder) is UnpaddedBertEncoder
