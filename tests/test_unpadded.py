@@ -139,3 +139,15 @@ def test_the_configs_default_is_null_and_a_cpu_run_uses_it(ner_run):
     assert compose_config("train_ner").model.unpadded is None
     assert compose_config("train_tc", ["model.dataset.num_classes=3"]).model.unpadded is None
     assert type(Predictor.load(ner_run.nemo_path, device="cpu").model.bert_model.encoder) is UnpaddedBertEncoder
+
+
+def test_the_prediction_benchmark_times_nemo_with_its_own_padded_encoder():
+    from types import SimpleNamespace
+
+    from bertlab.benchmark import _stock
+
+    model = SimpleNamespace(bert_model=tiny_bert())
+    set_unpadded(model.bert_model)
+    seen = _stock(model, lambda: type(model.bert_model.encoder))()
+    assert seen is not UnpaddedBertEncoder  # NeMo's inference ran as stock NeMo runs it
+    assert type(model.bert_model.encoder) is UnpaddedBertEncoder  # and bertlab's layers are back afterwards
