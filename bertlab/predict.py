@@ -27,7 +27,6 @@ NeMo and torch are imported inside functions.
 from __future__ import annotations
 
 import contextlib
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +35,10 @@ from bertlab.data.ncbi_iob import TOKEN
 from bertlab.long_text import WordEncoder, fit_to_length
 
 DEFAULT_BATCH_SIZE = 64
+# Rows x width per batch: 64 NER sentences of 128 subtokens, 16 abstracts of 512. Wider
+# batches of long texts pay for padding in attention (quadratic in the width): on 2 CPU
+# cores, 100 abstracts at 512 classify in 5.7 s in batches of 16 against 8.5 s in batches of 64.
+DEFAULT_BATCH_TOKENS = 8192
 # A longer "line" is more likely a wrong file (a binary, a whole book) than one text.
 DEFAULT_MAX_CHARS = 200_000
 
@@ -201,6 +204,7 @@ class Predictor:
     """A restored (or just trained) model with its tokenization, batching and device."""
 
     def __init__(self, model, device=None, precision: str | int | None = None, batch_size: int = DEFAULT_BATCH_SIZE,
+                 batch_tokens: int = DEFAULT_BATCH_TOKENS,
                  max_seq_length: int | None = None, max_chars: int = DEFAULT_MAX_CHARS, progress: bool | None = False):
         import torch
 
@@ -218,6 +222,7 @@ class Predictor:
             apply_unpadded(model.bert_model, model.cfg.get("unpadded"), self.device.type == "cuda",
                            model.cfg.get("compile", False))
         self.batch_size = batch_size
+        self.batch_tokens = batch_tokens
         self.max_seq_length = self._sequence_limit(max_seq_length)
         self.max_chars = max_chars
         self.progress = progress
@@ -343,17 +348,27 @@ class Predictor:
             return f"{len(text)} characters, over the limit of {self.max_chars} (max_chars)"
         return None
 
+    def _batches(self, lengths: Sequence[int]) -> list[tuple[int, int]]:
+        """(first, rows) of each batch over ``lengths`` sorted longest first: at most
+        ``batch_size`` rows and ``batch_tokens`` positions (rows x the first row's width)."""
+        batches, first = [], 0
+        while first < len(lengths):
+            rows = max(1, min(self.batch_size, self.batch_tokens // max(lengths[first], 1)))
+            batches.append((first, min(rows, len(lengths) - first)))
+            first += rows
+        return batches
+
     def _logits(self, sequences: list[list[int]]) -> list:
         """The model's logits for each id sequence (float32, on CPU), in input order: longest
-        first in batches padded to their longest row."""
+        first in batches padded to their longest row (see :meth:`_batches`)."""
         import torch
         from tqdm.auto import tqdm
 
         order = sorted(range(len(sequences)), key=lambda i: -len(sequences[i]))
         results: list = [None] * len(sequences)
-        batches = math.ceil(len(order) / self.batch_size)
+        batches = self._batches([len(sequences[i]) for i in order])
         # tqdm's disable=None: shown only on a terminal; auto mode also skips short jobs.
-        disable = not self.progress if self.progress is not None else (None if batches >= 10 else True)
+        disable = not self.progress if self.progress is not None else (None if len(batches) >= 10 else True)
         was_training = self.model.training
         self.model.eval()
         autocast = (torch.autocast(self.device.type, dtype=self.dtype) if self.dtype is not None
@@ -361,8 +376,8 @@ class Predictor:
         try:
             with torch.inference_mode(), autocast, tqdm(total=len(order), unit="seq", disable=disable,
                                                          leave=False) as bar:
-                for first in range(0, len(order), self.batch_size):
-                    chunk = order[first:first + self.batch_size]
+                for first, rows in batches:
+                    chunk = order[first:first + rows]
                     width = len(sequences[chunk[0]])
                     ids = torch.full((len(chunk), width), self._pad, dtype=torch.long)
                     mask = torch.zeros((len(chunk), width), dtype=torch.long)

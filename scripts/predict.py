@@ -31,7 +31,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="output: json (default), tsv (classification); conll, inline (NER)")
     parser.add_argument("--input-format", choices=["auto", "text", "jsonl", "conll"], default="auto",
                         help="auto: by suffix (.jsonl, .conll), else JSONL if lines are JSON objects, else text")
-    parser.add_argument("--batch-size", type=positive_int, default=64)
+    parser.add_argument("--batch-size", type=positive_int, default=64, help="texts per batch, at most")
+    parser.add_argument("--batch-tokens", type=positive_int, default=8192,
+                        help="subtoken positions per batch (texts x the longest), at most: long texts go in fewer")
     parser.add_argument("--device", help="cpu, cuda, cuda:1 (default: a GPU if present)")
     parser.add_argument("--precision", help="32, 16-mixed, bf16-mixed (default: 16-mixed on GPU, 32 on CPU)")
     parser.add_argument("--max-chars", type=positive_int, default=200_000, help="longer lines are reported and skipped")
@@ -45,7 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     from bertlab.predict import Predictor
 
     predictor = Predictor.load(args.model, device=args.device, precision=args.precision, batch_size=args.batch_size,
-                               max_chars=args.max_chars, progress=False if args.no_progress else None)
+                               batch_tokens=args.batch_tokens, max_chars=args.max_chars,
+                               progress=False if args.no_progress else None)
     failed = predict_files(predictor, args.inputs, args.output, args.format, args.input_format)
     return 0 if not failed else 2
 

@@ -139,6 +139,21 @@ def test_model_spans_have_exact_offsets(ner_predictor):
             assert text[span.start:span.end] == span.text
 
 
+def test_batches_hold_at_most_batch_size_rows_and_batch_tokens_positions():
+    from types import SimpleNamespace
+
+    from bertlab.predict import Predictor
+
+    lengths = [600, 512, 512, *[300] * 40, *[100] * 100, 3]  # longest first, as _logits sorts them
+    batches = Predictor._batches(SimpleNamespace(batch_size=64, batch_tokens=8192), lengths)
+    assert [first for first, _ in batches] == [sum(rows for _, rows in batches[:i]) for i in range(len(batches))]
+    assert sum(rows for _, rows in batches) == len(lengths)  # every row once, in order
+    for first, rows in batches:
+        assert rows <= 64 and (rows * lengths[first] <= 8192 or rows == 1)
+    # 8192 // 600 rows under the longest text, 8192 // 300, then batch_size caps the short ones
+    assert [rows for _, rows in batches] == [13, 27, 27, 64, 13]
+
+
 def test_windows_cover_every_word_and_keep_entities_whole():
     lengths = [1, 3, 2, 1, 1, 4, 2, 1, 1, 1, 3, 1]
     windows = word_windows(lengths, budget=6)
