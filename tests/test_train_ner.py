@@ -72,7 +72,7 @@ def test_compare_two_real_runs(ner_run, tiny_ner, tmp_path):
     table = result.table.set_index("run")
     assert len(table) == 2
     assert "model.optim.lr" in table.columns and "trainer.max_steps" not in table.columns
-    for run, lr in ((ner_run, 1e-4), (other, 3e-5)):
+    for run, lr in ((ner_run, compose_config("train_ner").model.optim.lr), (other, 3e-5)):
         row = table.loc[str(run.log_dir.relative_to(exp_dir))]
         assert row["model.optim.lr"] == pytest.approx(lr)
         assert row["test_entity_f1"] == pytest.approx(run.metrics["entity_f1"], abs=1e-6)
