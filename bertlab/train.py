@@ -56,9 +56,9 @@ def train(cfg: DictConfig, callbacks: tuple = ()) -> RunResult:
     print_lightning_once()
     quiet_nemo(cfg.get("verbose", False))
     pl.seed_everything(cfg.seed, workers=True)
-    from bertlab.checkpoints import weights_only_checkpoint_io
+    from bertlab.checkpoints import BackgroundCheckpointIO
 
-    trainer = pl.Trainer(**kwargs, callbacks=list(callbacks), plugins=[weights_only_checkpoint_io()])
+    trainer = pl.Trainer(**kwargs, callbacks=list(callbacks), plugins=[BackgroundCheckpointIO()])
     log_dir = _exp_manager(trainer, exp_manager_config(cfg, trainer.global_rank))
     setup_run_logging(log_dir if trainer.is_global_zero else None)
     checkpoint = _add_callbacks(trainer, cfg.exp_manager, log_dir)

@@ -74,6 +74,32 @@ def test_one_checkpoint_write_per_validation(tiny_tc3, tmp_path, monkeypatch):
     assert [step for step, _ in writes] == [2, 4, 6], writes
 
 
+def test_background_checkpoint_writes_hold_the_state_at_save_time(tmp_path):
+    from bertlab.checkpoints import BackgroundCheckpointIO
+
+    io, weights, seen = BackgroundCheckpointIO(), torch.zeros(1000), []
+    path = tmp_path / "last.ckpt"
+    io.save_checkpoint({"state_dict": {"w": weights}, "loops": [weights]}, path,
+                       storage_options={"then": lambda: seen.append(path.is_file())})
+    weights += 1  # the next optimizer step, while the writer may still be writing
+    io.wait()
+    saved = io.load_checkpoint(path)
+    assert seen == [True], "'then' runs once the file is in place"
+    assert saved["state_dict"]["w"].eq(0).all() and saved["loops"][0].eq(0).all()
+    assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"]
+
+
+def test_a_failed_background_write_is_raised_and_leaves_no_file(tmp_path):
+    from bertlab.checkpoints import BackgroundCheckpointIO
+
+    io = BackgroundCheckpointIO()
+    io.save_checkpoint({"state_dict": {"w": torch.zeros(3)}, "unpicklable": lambda: None}, tmp_path / "last.ckpt")
+    with pytest.raises(Exception, match="pickle|lambda"):
+        io.wait()
+    assert list(tmp_path.iterdir()) == []
+    io.wait()  # reported once
+
+
 def test_no_checkpoints_when_switched_off(tiny_tc3, tmp_path):
     cfg = tc_config(tiny_tc3, tmp_path, ["exp_manager.create_checkpoint_callback=false"])
     result = train(cfg)
