@@ -203,7 +203,7 @@ def _link(path: Path, target: str) -> None:
     os.replace(tmp, path)
 
 
-def _io(trainer) -> "BackgroundCheckpointIO":
+def _io(trainer) -> BackgroundCheckpointIO:
     io = trainer.strategy.checkpoint_io
     if not isinstance(io, BackgroundCheckpointIO):
         raise TypeError(f"RunCheckpoint needs the trainer's plugins to include BackgroundCheckpointIO, not {type(io)}")
