@@ -80,7 +80,7 @@ class _EpochMetricsMixin:
         self._epoch_records: dict[str, dict[str, list]] = {}
         if hasattr(self.bert_model, "attn_implementation"):  # a Hugging Face BertModel
             set_attention(self.bert_model, cfg.get("attention", "sdpa"))
-        apply_unpadded(self.bert_model, cfg.get("unpadded"), self._on_cuda(), cfg.get("compile", False))
+        self.use_unpadded(self._on_cuda())
         if cfg.get("compile", False):
             import torch._dynamo
 
@@ -88,6 +88,10 @@ class _EpochMetricsMixin:
             torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 64)
             self.bert_model.compile(dynamic=False)  # in place: state_dict keys stay as they are
         self.train()  # from_pretrained() left the encoder in eval mode; Lightning keeps modes as found
+
+    def use_unpadded(self, on_cuda: bool) -> bool:
+        """``model.unpadded`` for a model on CUDA or not (see :mod:`bertlab.unpadded`)."""
+        return apply_unpadded(self.bert_model, self._cfg.get("unpadded"), on_cuda, self._cfg.get("compile", False))
 
     def on_train_start(self):
         self.train()  # e.g. after a restore, which leaves the model in eval mode

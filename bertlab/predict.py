@@ -216,11 +216,8 @@ class Predictor:
         if next(model.parameters()).device != self.device:
             model.to(self.device)
         self.dtype = autocast_dtype(precision, self.device)
-        if hasattr(model, "bert_model"):  # restored without a trainer: unpadded as training's rule for this device
-            from bertlab.unpadded import apply_unpadded
-
-            apply_unpadded(model.bert_model, model.cfg.get("unpadded"), self.device.type == "cuda",
-                           model.cfg.get("compile", False))
+        if hasattr(model, "use_unpadded"):  # restored without a trainer: training's rule, for this device
+            model.use_unpadded(self.device.type == "cuda")
         self.batch_size = batch_size
         self.batch_tokens = batch_tokens
         self.max_seq_length = self._sequence_limit(max_seq_length)
