@@ -6,8 +6,10 @@ same data, encoder, batch size, epochs, learning rate and precision:
 - ``nemo``: NeMo's own ``TokenClassificationModel`` / ``TextClassificationModel`` and data
   loaders, with the NeMo keys of ``conf/model/*.yaml`` (bertlab's additions removed), a
   plain Lightning Trainer, no logger and no checkpoints;
-- ``bertlab``: ``bertlab.train.train`` with the default config (logger, checkpoints, test
-  report and ``.nemo`` included; the fit time covers what ``trainer.fit`` does);
+- ``bertlab``: ``bertlab.train.train`` with the default config (logger, test report and
+  ``.nemo`` included; the fit time covers what ``trainer.fit`` does), but, like stock NeMo
+  here, no checkpoints (``--variant checkpoints exp_manager.create_checkpoint_callback=true``
+  measures them);
 - ``hf``: Hugging Face ``Trainer`` with ``DataCollatorForTokenClassification`` /
   ``DataCollatorWithPadding`` and a linear schedule with the same warmup.
 

@@ -103,8 +103,8 @@ def _score(spec: dict, gold, pred) -> float:
 
 def run_bertlab(spec: dict, clock: Clock) -> tuple[float, float, float]:
     """The default config; the speed benchmark pins epochs, batch, lr and length (all in
-    ``spec``), plus a ``--variant``'s overrides; the quality benchmark gives the recipe's own
-    ``overrides`` instead."""
+    ``spec``) and writes no checkpoints, plus a ``--variant``'s overrides; the quality benchmark
+    gives the recipe's own ``overrides`` instead."""
     from hydra import compose, initialize_config_dir
 
     from bertlab.config import register_resolvers
@@ -118,8 +118,11 @@ def run_bertlab(spec: dict, clock: Clock) -> tuple[float, float, float]:
         f"exp_manager.exp_dir={spec['work_dir']}",
     ]
     if "overrides" not in spec:
+        # No checkpoint writes while timing, as stock NeMo here (a variant can turn them on to
+        # measure them); the quality benchmark keeps them: they pick the best dev epoch.
         overrides += [f"trainer.max_epochs={spec['epochs']}", f"model.train_ds.batch_size={spec['batch_size']}",
-                      f"model.optim.lr={spec['lr']}", f"model.dataset.max_seq_length={spec['max_seq_length']}"]
+                      f"model.optim.lr={spec['lr']}", f"model.dataset.max_seq_length={spec['max_seq_length']}",
+                      "exp_manager.create_checkpoint_callback=false"]
     name = "train_ner" if spec["task"] == "ner" else "train_tc"
     if spec["task"] == "tc":
         overrides.append("model.dataset.num_classes=3")

@@ -49,13 +49,17 @@ def test_tc_benchmark_runs_all_three_pipelines(tmp_path):
 
 
 def test_a_variant_trains_bertlab_with_its_overrides(tmp_path):
-    code, report, table = bench(tmp_path, "--pipelines", "bertlab", "--variant", "padded", "model.unpadded=false")
+    code, report, table = bench(tmp_path, "--pipelines", "bertlab", "--variant", "padded", "model.unpadded=false",
+                                "--variant", "checkpoints", "exp_manager.create_checkpoint_callback=true")
     assert code == 0
-    assert [r["pipeline"] for r in report["results"]] == ["bertlab", "bertlab-padded"]
+    assert [r["pipeline"] for r in report["results"]] == ["bertlab", "bertlab-padded", "bertlab-checkpoints"]
     assert report["results"][1]["overrides"] == ["model.unpadded=false"] and report["results"][1]["sentences_per_s"] > 0
     assert "| bertlab-padded | " in table
     records = {path.parts[-4]: path.read_text() for path in (tmp_path / "speed").glob("bertlab*/*/*/config.yaml")}
     assert "unpadded: false" in records["bertlab-padded"] and "unpadded: null" in records["bertlab"]
+    # No checkpoint writes while timing (as stock NeMo), unless a variant asks for them.
+    written = {run.name: bool(list(run.glob("*/*/checkpoints/*.ckpt"))) for run in (tmp_path / "speed").glob("bertlab*/")}
+    assert written == {"bertlab": False, "bertlab-padded": False, "bertlab-checkpoints": True}, written
 
 
 @pytest.mark.parametrize(("args", "message"), [
