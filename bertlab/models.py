@@ -135,13 +135,17 @@ class _EpochMetricsMixin:
         return loss
 
     def setup_optimizer_param_groups(self):
-        """NeMo's single group, or one group per encoder depth with ``model.layerwise_lr_decay`` < 1."""
-        from bertlab.optim import layerwise_param_groups
+        """NeMo's single group, or one group per encoder depth with ``model.layerwise_lr_decay`` < 1;
+        each split by weight decay with ``model.decay_norms_and_biases: false``."""
+        from bertlab.optim import layerwise_param_groups, without_decay_on_vectors
 
         decay = self._cfg.get("layerwise_lr_decay", 1.0)
-        if decay == 1.0:
+        decay_vectors = self._cfg.get("decay_norms_and_biases", True)
+        if decay == 1.0 and decay_vectors:
             return super().setup_optimizer_param_groups()
-        self._optimizer_param_groups = layerwise_param_groups(self, self.bert_model, self._cfg.optim.lr, decay)
+        groups = ([{"params": list(self.parameters())}] if decay == 1.0
+                  else layerwise_param_groups(self, self.bert_model, self._cfg.optim.lr, decay))
+        self._optimizer_param_groups = groups if decay_vectors else without_decay_on_vectors(groups)
 
     def setup_optimization(self, optim_config=None, optim_kwargs=None):
         """NeMo's optimizer setup, with AdamW fused when ``model.optim.fused`` is null."""

@@ -1,4 +1,5 @@
-"""Optimizer parameter groups: layer-wise learning-rate decay (``model.layerwise_lr_decay``).
+"""Optimizer parameter groups: layer-wise learning-rate decay (``model.layerwise_lr_decay``) and
+weight decay for matrices only (``model.decay_norms_and_biases: false``).
 
 With decay ``d`` < 1 and an encoder of ``L`` layers, the head trains at ``lr``, encoder layer
 ``l`` (1 = lowest) at ``lr * d ** (L + 1 - l)`` and the embeddings at ``lr * d ** (L + 1)``
@@ -31,3 +32,16 @@ def layerwise_param_groups(model: nn.Module, encoder: nn.Module, lr: float, deca
     for param in model.parameters():
         by_depth.setdefault(depth_of.get(id(param), top), []).append(param)
     return [{"params": by_depth[depth], "lr": lr * decay ** (top - depth)} for depth in sorted(by_depth, reverse=True)]
+
+
+def without_decay_on_vectors(groups: list[dict]) -> list[dict]:
+    """Each group split in two: its matrices keep the optimizer's weight decay, its 1-D
+    parameters (biases, LayerNorm scales and shifts) get none, as in Hugging Face's ``Trainer``.
+    The order stays, so ``param_groups[0]`` still holds the first group's matrices."""
+    split = []
+    for group in groups:
+        params = list(group["params"])
+        matrices, vectors = [p for p in params if p.ndim >= 2], [p for p in params if p.ndim < 2]
+        split += [{**group, "params": matrices}] if matrices else []
+        split += [{**group, "params": vectors, "weight_decay": 0.0}] if vectors else []
+    return split

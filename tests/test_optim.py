@@ -85,6 +85,37 @@ def test_no_decay_keeps_nemos_single_group():
     check_layerwise_lr_decay(cfg)
 
 
+@pytest.mark.parametrize("layerwise", [1.0, 0.5])
+def test_biases_and_layernorms_can_train_without_weight_decay(layerwise, tiny_ner, tmp_path):
+    seen = {}
+
+    class RecordDecay(Callback):
+        def on_train_start(self, trainer, pl_module):
+            names = {id(p): name for name, p in pl_module.named_parameters()}
+            groups = trainer.optimizers[0].param_groups
+            grouped = [names[id(p)] for group in groups for p in group["params"]]
+            assert sorted(grouped) == sorted(names.values()), "every parameter in exactly one group"
+            seen.update({names[id(p)]: (group["weight_decay"], group["lr"]) for group in groups for p in group["params"]})
+            seen["first"] = names[id(groups[0]["params"][0])]
+
+    run_overrides = ["model.decay_norms_and_biases=false", f"model.layerwise_lr_decay={layerwise}"]
+    tiny_ner_run(tiny_ner, tmp_path, run_overrides, callbacks=[RecordDecay()])
+    first = seen.pop("first")
+    decays = {name: decay for name, (decay, _) in seen.items()}
+    assert decays["bert_model.encoder.layer.0.attention.output.LayerNorm.weight"] == 0.0
+    assert decays["bert_model.encoder.layer.0.attention.self.query.bias"] == 0.0
+    assert decays["bert_model.encoder.layer.0.attention.self.query.weight"] == pytest.approx(0.01)
+    assert decays["bert_model.embeddings.word_embeddings.weight"] == pytest.approx(0.01)
+    rates = {seen[name][1] for name in ("bert_model.encoder.layer.0.attention.self.query.bias",
+                                        "bert_model.encoder.layer.0.attention.self.query.weight")}
+    assert len(rates) == 1, "a layer's vectors and matrices share its learning rate"
+    if layerwise < 1.0:  # group 0, whose rate training logs, is still the head's, at the base rate
+        assert first.startswith("classifier.")
+        assert seen["bert_model.embeddings.word_embeddings.weight"][1] < seen[first][1]
+    else:
+        assert len({rate for _, rate in seen.values()}) == 1
+
+
 def test_fused_adamw_clips_gradients_under_bf16_mixed_precision(tiny_ner, tmp_path):
     """Lightning's mixed-precision plugin refuses to clip for a fused optimizer; bertlab clips
     itself when no loss scaler is involved. Every step the optimizer takes sees the clipped norm
