@@ -58,7 +58,8 @@ def test_a_variant_trains_bertlab_with_its_overrides(tmp_path):
     records = {path.parts[-4]: path.read_text() for path in (tmp_path / "speed").glob("bertlab*/*/*/config.yaml")}
     assert "unpadded: false" in records["bertlab-padded"] and "unpadded: null" in records["bertlab"]
     # No checkpoint writes while timing (as stock NeMo), unless a variant asks for them.
-    written = {run.name: bool(list(run.glob("*/*/checkpoints/*.ckpt"))) for run in (tmp_path / "speed").glob("bertlab*/")}
+    runs = (tmp_path / "speed").glob("bertlab*/")
+    written = {run.name: bool(list(run.glob("*/*/checkpoints/*.ckpt"))) for run in runs}
     assert written == {"bertlab": False, "bertlab-padded": False, "bertlab-checkpoints": True}, written
 
 

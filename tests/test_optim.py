@@ -95,7 +95,8 @@ def test_biases_and_layernorms_can_train_without_weight_decay(layerwise, tiny_ne
             groups = trainer.optimizers[0].param_groups
             grouped = [names[id(p)] for group in groups for p in group["params"]]
             assert sorted(grouped) == sorted(names.values()), "every parameter in exactly one group"
-            seen.update({names[id(p)]: (group["weight_decay"], group["lr"]) for group in groups for p in group["params"]})
+            for group in groups:
+                seen.update({names[id(p)]: (group["weight_decay"], group["lr"]) for p in group["params"]})
             seen["first"] = names[id(groups[0]["params"][0])]
 
     run_overrides = ["model.decay_norms_and_biases=false", f"model.layerwise_lr_decay={layerwise}"]
