@@ -210,15 +210,11 @@ def _io(trainer) -> BackgroundCheckpointIO:
     return io
 
 
-def _to_host(value: Any) -> Any:
+def _to_host(checkpoint: dict[str, Any]) -> dict[str, Any]:
     """A copy of a checkpoint's containers with every tensor copied to host memory."""
-    if isinstance(value, torch.Tensor):
-        return value.detach().to("cpu", copy=True)
-    if isinstance(value, dict):
-        return type(value)((key, _to_host(item)) for key, item in value.items())
-    if isinstance(value, (list, tuple)) and not hasattr(value, "_fields"):
-        return type(value)(_to_host(item) for item in value)
-    return value
+    from lightning_utilities.core.apply_func import apply_to_collection
+
+    return apply_to_collection(checkpoint, torch.Tensor, lambda tensor: tensor.detach().to("cpu", copy=True))
 
 
 class BackgroundCheckpointIO(TorchCheckpointIO):

@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 
 from bertlab.cli import exit_on_user_error, positive_int
+from bertlab.predict import DEFAULT_BATCH_SIZE, DEFAULT_BATCH_TOKENS, DEFAULT_MAX_CHARS  # no torch
 
 
 @exit_on_user_error
@@ -31,12 +32,13 @@ def main(argv: list[str] | None = None) -> int:
                         help="output: json (default), tsv (classification); conll, inline (NER)")
     parser.add_argument("--input-format", choices=["auto", "text", "jsonl", "conll"], default="auto",
                         help="auto: by suffix (.jsonl, .conll), else JSONL if lines are JSON objects, else text")
-    parser.add_argument("--batch-size", type=positive_int, default=64, help="texts per batch, at most")
-    parser.add_argument("--batch-tokens", type=positive_int, default=8192,
+    parser.add_argument("--batch-size", type=positive_int, default=DEFAULT_BATCH_SIZE, help="texts per batch, at most")
+    parser.add_argument("--batch-tokens", type=positive_int, default=DEFAULT_BATCH_TOKENS,
                         help="subtoken positions per batch (texts x the longest), at most: long texts go in fewer")
     parser.add_argument("--device", help="cpu, cuda, cuda:1 (default: a GPU if present)")
     parser.add_argument("--precision", help="32, 16-mixed, bf16-mixed (default: 16-mixed on GPU, 32 on CPU)")
-    parser.add_argument("--max-chars", type=positive_int, default=200_000, help="longer lines are reported and skipped")
+    parser.add_argument("--max-chars", type=positive_int, default=DEFAULT_MAX_CHARS,
+                        help="longer lines are reported and skipped")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on a terminal")
     args = parser.parse_args(argv)
 
