@@ -70,17 +70,13 @@ def _dtype_name(predictor) -> str:
 
 
 def _stock(model, function):
-    """``function`` run with the model's encoder as NeMo builds it (padded), so that NeMo's
-    own inference is timed without bertlab's padding-free layers."""
-    from bertlab.unpadded import UnpaddedBertEncoder, set_unpadded
+    """``function`` run with the model's encoder as NeMo builds it (``stock_layers``), so that
+    NeMo's own inference is timed without bertlab's layers."""
+    from bertlab.unpadded import stock_layers
 
     def run(*args, **kwargs):
-        unpadded = type(getattr(model.bert_model, "encoder", None)) is UnpaddedBertEncoder
-        set_unpadded(model.bert_model, False)
-        try:
+        with stock_layers(model.bert_model):
             return function(*args, **kwargs)
-        finally:
-            set_unpadded(model.bert_model, unpadded)
 
     return run
 

@@ -39,7 +39,7 @@ from omegaconf import open_dict
 from torch.utils.data import DataLoader
 
 from bertlab.metrics import classification_scores, entity_scores
-from bertlab.unpadded import apply_unpadded
+from bertlab.unpadded import apply_unpadded, set_first_token_only
 
 
 def _gather(items: list) -> list:
@@ -247,7 +247,17 @@ class _EpochMetricsMixin:
 
 class TextClassifier(_EpochMetricsMixin, TextClassificationModel):
     """Sequence classification; epoch metrics: accuracy, macro and micro F1, per-class F1,
-    one prediction per text (``model.dataset.long_text``: see :mod:`bertlab.long_text`)."""
+    one prediction per text (``model.dataset.long_text``: see :mod:`bertlab.long_text`).
+    Reading ``[CLS]`` only, the encoder's last layer computes position 0 alone
+    (``bertlab.unpadded.FirstTokenBertLayer``)."""
+
+    def __init__(self, cfg, trainer=None):
+        super().__init__(cfg=cfg, trainer=trainer)
+        set_first_token_only(self.bert_model, self._pooling == "cls")
+
+    @property
+    def _pooling(self) -> str:
+        return self._cfg.classifier_head.get("pooling", "cls")
 
     @property
     def class_names(self) -> list[str]:
@@ -258,7 +268,7 @@ class TextClassifier(_EpochMetricsMixin, TextClassificationModel):
         """NeMo's forward, classifying from ``[CLS]`` or, with ``model.classifier_head.pooling:
         mean``, from the mean of the text's subtoken states (how sentence encoders such as
         all-MiniLM-L6-v2 were trained to summarise a text); padding is left out of the mean."""
-        if self._cfg.classifier_head.get("pooling", "cls") == "cls":
+        if self._pooling == "cls":
             return super().forward(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids)
         hidden = self.bert_model(input_ids=input_ids, token_type_ids=token_type_ids, attention_mask=attention_mask)
         hidden = hidden[0] if isinstance(hidden, tuple) else hidden

@@ -18,13 +18,21 @@ On a GPU it stays off unless asked for: gathering the real tokens needs their co
 host, one device sync per forward pass, and on an H100 it made NER epochs about 1.25x slower
 (README, Speed). Under
 ``model.compile`` it stays off too: every batch's token count would be a new shape.
+
+A classifier that reads ``[CLS]`` only needs one position out of the last layer:
+``FirstTokenBertLayer`` (``set_first_token_only``) computes the last layer's query,
+attention output and feed-forward block for position 0 alone, with keys and values from every
+position, so the encoder returns ``[batch, 1, hidden]``. It is exact, padded or padding-free,
+and saves about a sixth of a 6-layer encoder's work in training and prediction.
 """
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import torch
 from transformers.modeling_outputs import BaseModelOutputWithPastAndCrossAttentions
-from transformers.models.bert.modeling_bert import BertEncoder
+from transformers.models.bert.modeling_bert import BertEncoder, BertLayer
 
 
 class UnpaddedBertEncoder(BertEncoder):
@@ -49,9 +57,13 @@ class UnpaddedBertEncoder(BertEncoder):
         real = (attention_mask[:, 0, 0, :] == 0).reshape(-1)
         index = real.nonzero().squeeze(1)
         states = hidden_states.reshape(batch * width, hidden).index_select(0, index)
-        for layer in self.layer:
+        layers = list(self.layer)
+        first_token_only = type(layers[-1]) is FirstTokenBertLayer
+        for layer in layers[:-1] if first_token_only else layers:
             states, attention_mask = _layer_forward(layer, states, index, attention_mask, batch, width)
         padded = states.new_zeros(batch * width, hidden).index_copy(0, index, states).view(batch, width, hidden)
+        if first_token_only:
+            padded = layers[-1](padded, attention_mask)[0]
         if not return_dict:
             return (padded,)
         return BaseModelOutputWithPastAndCrossAttentions(last_hidden_state=padded)
@@ -101,3 +113,61 @@ def apply_unpadded(encoder, setting: bool | None, on_cuda: bool, compiled: bool 
         setting = not on_cuda and not compiled and isinstance(getattr(encoder, "encoder", None), BertEncoder)
     set_unpadded(encoder, setting)
     return setting
+
+
+class FirstTokenBertLayer(BertLayer):
+    """A ``BertLayer`` that outputs position 0 only, ``[batch, 1, hidden]``: the query, the
+    attention output and the feed-forward block run for ``[CLS]`` alone (see the module
+    docstring). What it does not cover falls back to the full layer, cut to position 0."""
+
+    def forward(self, hidden_states, attention_mask=None, head_mask=None, encoder_hidden_states=None,
+                encoder_attention_mask=None, past_key_value=None, output_attentions=False):
+        attention = self.attention.self
+        if (head_mask is not None or encoder_hidden_states is not None or past_key_value is not None
+                or output_attentions or self.is_decoder
+                or getattr(attention, "position_embedding_type", "absolute") != "absolute"):
+            outputs = super().forward(hidden_states, attention_mask, head_mask, encoder_hidden_states,
+                                      encoder_attention_mask, past_key_value, output_attentions)
+            return (outputs[0][:, :1], *outputs[1:])
+        batch = hidden_states.shape[0]
+        heads, head_size = attention.num_attention_heads, attention.attention_head_size
+
+        def to_heads(projected: torch.Tensor) -> torch.Tensor:  # [batch, width, all] -> [batch, heads, width, head]
+            return projected.view(batch, -1, heads, head_size).transpose(1, 2)
+
+        first = hidden_states[:, :1]
+        query = to_heads(attention.query(first))
+        if attention_mask is not None:  # [batch, 1, 1 or width, width]: the query row of position 0
+            attention_mask = attention_mask[:, :, :1].to(query.dtype)
+        context = torch.nn.functional.scaled_dot_product_attention(
+            query, to_heads(attention.key(hidden_states)), to_heads(attention.value(hidden_states)),
+            attn_mask=attention_mask, dropout_p=attention.dropout.p if self.training else 0.0)
+        attended = self.attention.output(context.transpose(1, 2).reshape(batch, 1, heads * head_size), first)
+        return (self.feed_forward_chunk(attended),)
+
+
+def set_first_token_only(encoder, enabled: bool = True) -> bool:
+    """Make a Hugging Face ``BertModel``'s last layer a ``FirstTokenBertLayer`` (or a plain
+    ``BertLayer`` again), in place; the parameters stay the same. Returns whether it is on:
+    an encoder that is not a Hugging Face BERT is left as it is."""
+    layers = getattr(getattr(encoder, "encoder", None), "layer", None)
+    if not isinstance(getattr(encoder, "encoder", None), BertEncoder) or not layers:
+        return False
+    layers[-1].__class__ = FirstTokenBertLayer if enabled else BertLayer
+    return enabled
+
+
+@contextmanager
+def stock_layers(encoder):
+    """The encoder as NeMo builds it (padded, every position out of the last layer) inside
+    the block, and bertlab's layers again after it: for timing NeMo's own inference."""
+    layers = getattr(encoder, "encoder", None)
+    unpadded = type(layers) is UnpaddedBertEncoder
+    first_token_only = bool(getattr(layers, "layer", None)) and type(layers.layer[-1]) is FirstTokenBertLayer
+    set_unpadded(encoder, False)
+    set_first_token_only(encoder, False)
+    try:
+        yield encoder
+    finally:
+        set_unpadded(encoder, unpadded)
+        set_first_token_only(encoder, first_token_only)

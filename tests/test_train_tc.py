@@ -99,9 +99,11 @@ def test_mean_pooling_trains_saves_and_ignores_padding(tiny_tc3, tmp_path):
 
     from bertlab.data.tsv import read_labeled_tsv
     from bertlab.predict import Predictor
+    from bertlab.unpadded import FirstTokenBertLayer
 
     run = train(tc_config(tiny_tc3, tmp_path, ["model.classifier_head.pooling=mean"]))
     predictor = Predictor.load(run.nemo_path, device="cpu")
+    assert type(predictor.model.bert_model.encoder.layer[-1]) is not FirstTokenBertLayer  # every position is read
     texts = [text for text, _ in read_labeled_tsv(tiny_tc3 / "test_nemo_format.tsv").rows]
     test_pass = [line.split("\t")[2] for line in (run.log_dir / "predictions.tsv").read_text().splitlines()[1:]]
     assert [result.class_name for result in predictor.classify(texts)] == test_pass

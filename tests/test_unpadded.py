@@ -1,4 +1,5 @@
-"""Padding-free encoder layers (``model.unpadded``): the padded encoder's numbers, on the real tokens only."""
+"""Padding-free encoder layers (``model.unpadded``) and the ``[CLS]``-only last layer: the padded
+encoder's numbers, on the real tokens (or the first position) only."""
 
 import copy
 
@@ -8,7 +9,14 @@ from conftest import compose_config, tiny_ner_run
 from transformers import BertConfig, BertModel
 
 from bertlab.config import ConfigError, check_types
-from bertlab.unpadded import UnpaddedBertEncoder, apply_unpadded, set_unpadded
+from bertlab.unpadded import (
+    FirstTokenBertLayer,
+    UnpaddedBertEncoder,
+    apply_unpadded,
+    set_first_token_only,
+    set_unpadded,
+    stock_layers,
+)
 
 
 def tiny_bert(dropout: float = 0.0, attention: str = "sdpa") -> BertModel:
@@ -148,6 +156,58 @@ def test_the_prediction_benchmark_times_nemo_with_its_own_padded_encoder():
 
     model = SimpleNamespace(bert_model=tiny_bert())
     set_unpadded(model.bert_model)
-    seen = _stock(model, lambda: type(model.bert_model.encoder))()
-    assert seen is not UnpaddedBertEncoder  # NeMo's inference ran as stock NeMo runs it
+    set_first_token_only(model.bert_model)
+    seen = _stock(model, lambda: (type(model.bert_model.encoder), type(model.bert_model.encoder.layer[-1])))()
+    assert seen[0] is not UnpaddedBertEncoder  # NeMo's inference ran as stock NeMo runs it
+    assert seen[1] is not FirstTokenBertLayer
     assert type(model.bert_model.encoder) is UnpaddedBertEncoder  # and bertlab's layers are back afterwards
+    assert type(model.bert_model.encoder.layer[-1]) is FirstTokenBertLayer
+
+
+@pytest.mark.parametrize("unpadded", [False, True])
+@pytest.mark.parametrize("attention", ["sdpa", "eager"])
+def test_the_first_token_layer_gives_the_full_encoders_cls_state_and_gradients(attention, unpadded):
+    full = tiny_bert(attention=attention).train()
+    first_only = copy.deepcopy(full)
+    set_unpadded(first_only, unpadded)
+    assert set_first_token_only(first_only) is True
+    assert type(first_only.encoder.layer[-1]) is FirstTokenBertLayer
+    ids, mask = padded_batch()
+    outputs = []
+    for model in (full, first_only):
+        cls = model(input_ids=ids, attention_mask=mask).last_hidden_state[:, 0]
+        (cls ** 2).mean().backward()  # a [CLS] head's loss
+        outputs.append(cls)
+    assert first_only(input_ids=ids, attention_mask=mask).last_hidden_state.shape == (3, 1, 32)
+    torch.testing.assert_close(outputs[1], outputs[0])
+    for (name, expected), actual in zip(full.named_parameters(), first_only.parameters()):
+        if expected.grad is None:  # the last layer's key bias: softmax is shift-invariant
+            assert actual.grad is None or actual.grad.abs().max() < 1e-6, name
+        else:
+            torch.testing.assert_close(actual.grad, expected.grad, msg=name)
+
+
+def test_the_first_token_layer_keeps_dropout_and_falls_back_where_it_must():
+    model = tiny_bert(dropout=0.3)
+    set_first_token_only(model)
+    ids, mask = padded_batch()
+    model.train()
+    assert not torch.allclose(*(model(input_ids=ids, attention_mask=mask).last_hidden_state for _ in range(2)))
+    model.eval()
+    full = copy.deepcopy(model)
+    set_first_token_only(full, False)
+    expected = full(input_ids=ids, attention_mask=mask).last_hidden_state[:, :1]
+    torch.testing.assert_close(model(input_ids=ids, attention_mask=mask).last_hidden_state, expected)
+    fallback = model(input_ids=ids, attention_mask=mask, output_attentions=True)  # needs the full layer
+    torch.testing.assert_close(fallback.last_hidden_state, expected)
+    assert set_first_token_only(torch.nn.Linear(2, 2)) is False  # not a BERT: left alone
+    with stock_layers(model):
+        assert type(model.encoder.layer[-1]) is not FirstTokenBertLayer
+    assert type(model.encoder.layer[-1]) is FirstTokenBertLayer
+
+
+def test_a_cls_classifier_restores_with_the_first_token_layer(tc_run):
+    from bertlab.predict import Predictor
+
+    model = Predictor.load(tc_run.nemo_path, device="cpu").model
+    assert type(model.bert_model.encoder.layer[-1]) is FirstTokenBertLayer  # mean pooling: tests/test_train_tc.py
