@@ -94,6 +94,7 @@ def check_types(cfg: DictConfig) -> None:
 
     checks = [(_POSITIVE_INTS, lambda v: is_int(v) and v > 0, "a positive integer"),
               (_INTS, is_int, "an integer"),
+              (("model.freeze_embeddings_epochs",), lambda v: is_int(v) and v >= 0, "a non-negative integer"),
               (_NUMBERS, lambda v: is_int(v) or isinstance(v, float), "a number"),
               (_BOOLS, lambda v: isinstance(v, bool), "true or false")]
     for keys, valid, expected in checks:

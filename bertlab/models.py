@@ -17,6 +17,7 @@ What the subclasses change, and why:
 - AdamW is fused (one kernel for all parameters, on CUDA and on the CPU) unless fp16 loss
   scaling and gradient clipping rule it out; ``model.compile=true`` compiles the encoder;
   ``model.layerwise_lr_decay`` < 1 gives each encoder layer its own rate (``bertlab.optim``);
+  ``model.freeze_embeddings_epochs`` keeps the encoder's embeddings frozen for a warm start;
   ``model.unpadded`` (default: on for the CPU) runs the encoder's dense layers on the real
   tokens only (``bertlab.unpadded``).
 - Saved ``.nemo`` files are portable: the embedded encoder is stored as a marker, not
@@ -81,6 +82,11 @@ class _EpochMetricsMixin:
         if hasattr(self.bert_model, "attn_implementation"):  # a Hugging Face BertModel
             set_attention(self.bert_model, cfg.get("attention", "sdpa"))
         self.use_unpadded(self._on_cuda())
+        if cfg.get("freeze_embeddings_epochs", 0) and not hasattr(self.bert_model, "embeddings"):
+            from bertlab.config import ConfigError
+
+            raise ConfigError(f"model.freeze_embeddings_epochs needs an encoder with an embeddings module; "
+                              f"{type(self.bert_model).__name__} has none")
         if cfg.get("compile", False):
             import torch._dynamo
 
@@ -146,6 +152,14 @@ class _EpochMetricsMixin:
         groups = ([{"params": list(self.parameters())}] if decay == 1.0
                   else layerwise_param_groups(self, self.bert_model, self._cfg.optim.lr, decay))
         self._optimizer_param_groups = groups if decay_vectors else without_decay_on_vectors(groups)
+
+    def on_before_optimizer_step(self, optimizer):
+        # model.freeze_embeddings_epochs: a frozen-embedding warm start. A parameter without a
+        # gradient is left alone by AdamW (no step, no weight decay, no moments). The gradients
+        # are still computed: DDP's reducer wants the same parameters in every step.
+        if self.current_epoch < self._cfg.get("freeze_embeddings_epochs", 0):
+            for parameter in self.bert_model.embeddings.parameters():
+                parameter.grad = None
 
     def setup_optimization(self, optim_config=None, optim_kwargs=None):
         """NeMo's optimizer setup, with AdamW fused when ``model.optim.fused`` is null."""

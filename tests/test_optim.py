@@ -135,3 +135,41 @@ def test_fused_adamw_clips_gradients_under_bf16_mixed_precision(tiny_ner, tmp_pa
                        callbacks=[GradNorms()])
     assert run.nemo_path.is_file() and len(norms) == 8
     assert max(norms) <= 0.01 * 1.001
+
+
+class RecordEmbeddings(Callback):
+    """The word embeddings and the first encoder layer's query weights at each epoch's start and
+    at the end of training."""
+
+    def __init__(self):
+        self.snapshots = []
+
+    def _take(self, pl_module):
+        bert = pl_module.bert_model
+        self.snapshots.append((bert.embeddings.word_embeddings.weight.detach().clone(),
+                               bert.encoder.layer[0].attention.self.query.weight.detach().clone()))
+
+    def on_train_epoch_start(self, trainer, pl_module):
+        self._take(pl_module)
+
+    def on_train_end(self, trainer, pl_module):
+        self._take(pl_module)
+
+
+def test_a_frozen_embedding_warm_start_moves_the_embeddings_after_its_epochs_only(tiny_ner, tmp_path):
+    record = RecordEmbeddings()
+    tiny_ner_run(tiny_ner, tmp_path, ["model.freeze_embeddings_epochs=1", "trainer.limit_train_batches=4"],
+                 callbacks=[record])
+    (start, start_layer), (second, second_layer), (end, _) = record.snapshots
+    assert torch.equal(second, start)  # frozen through epoch 0: no step, no weight decay
+    assert not torch.equal(second_layer, start_layer)  # while the encoder above trained
+    assert not torch.equal(end, second)  # and trained from epoch 1 on
+
+
+@pytest.mark.parametrize("value", [-1, 1.5, "two"])
+def test_freeze_embeddings_epochs_is_a_non_negative_integer(value):
+    from bertlab.config import check_types
+
+    cfg = compose_config("train_ner", [f"model.freeze_embeddings_epochs={value}"])
+    with pytest.raises(ConfigError, match="model.freeze_embeddings_epochs: expected a non-negative integer"):
+        check_types(cfg)
