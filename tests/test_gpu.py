@@ -45,6 +45,11 @@ def test_course_fp16_keys_on_gpu(tiny_ner, tmp_path):
     assert run.nemo_path.is_file()  # fp16 + clipping: AdamW not fused, no Lightning error
 
 
+def test_a_compiled_encoder_trains_on_the_gpu(tiny_ner, tmp_path):
+    run = tiny_ner_run(tiny_ner, tmp_path, ["model.compile=true"])
+    assert "accelerator: gpu" in (run.log_dir / "environment.yaml").read_text()
+    assert run.nemo_path.is_file() and run.metrics["entity_f1"] >= 0.0
+
 
 def test_speed_benchmark_on_gpu(tmp_path):
     from bertlab.bench_speed import main

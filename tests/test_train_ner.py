@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import REPO, compose_config, forbid_network, tiny_ner_run
+from conftest import REPO, archive_member, compose_config, forbid_network, tiny_ner_run
 from omegaconf import open_dict
 from test_train_tc import scalar_tags
 
@@ -107,3 +107,21 @@ def test_cheap_experiments_run(overrides, precision, tiny_ner, local_encoder_cop
     assert f"pretrained_model_name: {local_encoder_copy}" in record
     assert f"precision {precision.strip(chr(39))};" in record.splitlines()[0]  # the header states what ran
     assert f"precision: {precision}\n" in (run.log_dir / "environment.yaml").read_text()
+
+
+@pytest.mark.slow  # inductor compiles a graph per batch shape: minutes on two cores
+def test_a_compiled_encoder_trains_saves_and_restores(tiny_ner, tmp_path):
+    import io
+
+    import torch
+
+    from bertlab.predict import Predictor
+
+    run = tiny_ner_run(tiny_ner, tmp_path, ["model.compile=true"])
+    assert run.nemo_path.is_file() and "entity_f1" in run.metrics
+    weights = torch.load(io.BytesIO(archive_member(run.nemo_path, "model_weights.ckpt")), weights_only=True)
+    assert weights and not any("_orig_mod" in key for key in weights)  # compiled in place: the keys stay plain
+    predictor = Predictor.load(run.nemo_path, device="cpu")
+    assert predictor.model.bert_model._compiled_call_impl is not None  # the switch travels in the .nemo
+    tags = predictor.tag([["Familial", "breast", "cancer", "is", "inherited", "."]])[0].tags
+    assert len(tags) == 6 and set(tags) <= {"O", "B-Disease", "I-Disease"}
