@@ -18,7 +18,7 @@ from bertlab.io import atomic_write
 
 LABEL_NAMES = ["cancer", "neurological disorder", "other"]
 # Keys bertlab adds to NeMo's model configs; stock NeMo gets its own keys only.
-BERTLAB_MODEL_KEYS = ("nemo_path", "class_names", "attention", "compile")
+BERTLAB_MODEL_KEYS = ("nemo_path", "class_names", "attention", "compile", "compile_mode")
 BERTLAB_DATASET_KEYS = ("dynamic_padding", "length_buckets", "pad_to_multiple_of")
 
 

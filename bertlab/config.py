@@ -78,7 +78,8 @@ _BOOLS = ("trainer.enable_progress_bar", "trainer.deterministic", "exp_manager.r
 
 
 _CHOICES = {"model.classifier_head.pooling": ("cls", "mean"), "model.attention": ("sdpa", "eager"),
-            "model.dataset.long_text": STRATEGIES}
+            "model.dataset.long_text": STRATEGIES,
+            "model.compile_mode": ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")}
 
 
 def check_choice(key: str, value, choices: tuple[str, ...]) -> None:
@@ -109,6 +110,9 @@ def check_types(cfg: DictConfig) -> None:
     if OmegaConf.select(cfg, "model.unpadded", default=False) and OmegaConf.select(cfg, "model.compile", default=False):
         raise ConfigError("model.unpadded=true with model.compile=true: every batch's token count would be a new "
                           "shape to compile; choose one")
+    if OmegaConf.select(cfg, "model.compile_mode", default=None) and not OmegaConf.select(cfg, "model.compile",
+                                                                                        default=False):
+        raise ConfigError("model.compile_mode is set but model.compile is false: add model.compile=true")
 
 
 def check_layerwise_lr_decay(cfg: DictConfig) -> None:

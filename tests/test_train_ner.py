@@ -125,3 +125,15 @@ def test_a_compiled_encoder_trains_saves_and_restores(tiny_ner, tmp_path):
     assert predictor.model.bert_model._compiled_call_impl is not None  # the switch travels in the .nemo
     tags = predictor.tag([["Familial", "breast", "cancer", "is", "inherited", "."]])[0].tags
     assert len(tags) == 6 and set(tags) <= {"O", "B-Disease", "I-Disease"}
+
+
+def test_the_compile_switch_gives_torch_compile_its_mode(tiny_ner, tmp_path, monkeypatch):
+    import torch
+    from transformers import BertModel
+
+    seen = []
+    monkeypatch.setattr(torch.nn.Module, "compile", lambda module, **kwargs: seen.append((type(module), kwargs)))
+    tiny_ner_run(tiny_ner, tmp_path, ["model.compile=true", "model.compile_mode=max-autotune-no-cudagraphs"])
+    assert seen, "the encoder was not compiled"
+    assert all(issubclass(module_type, BertModel) for module_type, _ in seen)  # the encoder, not the head
+    assert all(kwargs == {"dynamic": False, "mode": "max-autotune-no-cudagraphs"} for _, kwargs in seen)

@@ -103,6 +103,8 @@ def test_switching_back_and_refusing_what_is_not_bert():
     (["model.unpadded=true", "model.compile=true"], "model.unpadded=true with model.compile=true"),
     (["model.unpadded=yes"], "model.unpadded: expected true or false, got 'yes'"),
     (["model.attention=flash"], "model.attention: expected one of sdpa, eager, got 'flash'"),
+    (["model.compile=true", "model.compile_mode=fast"], "model.compile_mode: expected one of default, reduce-overhead"),
+    (["model.compile_mode=reduce-overhead"], "model.compile_mode is set but model.compile is false"),
 ])
 def test_config_errors(overrides, message):
     with pytest.raises(ConfigError, match=message):
