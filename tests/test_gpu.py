@@ -84,3 +84,24 @@ def test_unpadded_encoder_matches_the_padded_one_under_autocast(dtype):
         actual = unpadded(input_ids=ids, attention_mask=mask).last_hidden_state[real].float()
     torch.testing.assert_close(actual, expected, atol=0.05, rtol=0.05)
     assert torch.isfinite(actual).all()
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_the_first_token_layer_matches_the_full_one_under_autocast(dtype):
+    import copy
+
+    from test_unpadded import padded_batch, tiny_bert
+
+    from bertlab.unpadded import set_first_token_only
+
+    if dtype is torch.bfloat16 and not torch.cuda.is_bf16_supported():
+        pytest.skip("no bf16 on this GPU")
+    full = tiny_bert().cuda().train()  # dropout 0: train mode takes the training kernels
+    first_only = copy.deepcopy(full)
+    set_first_token_only(first_only)
+    ids, mask = (t.cuda() for t in padded_batch())
+    with torch.autocast("cuda", dtype=dtype):
+        expected = full(input_ids=ids, attention_mask=mask).last_hidden_state[:, :1].float()
+        actual = first_only(input_ids=ids, attention_mask=mask).last_hidden_state.float()
+    torch.testing.assert_close(actual, expected, atol=0.05, rtol=0.05)
+    assert torch.isfinite(actual).all()
