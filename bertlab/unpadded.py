@@ -146,12 +146,18 @@ class FirstTokenBertLayer(BertLayer):
         return (self.feed_forward_chunk(attended),)
 
 
+def _bert_layers(encoder):
+    """A Hugging Face ``BertModel``'s layers, or None for any other encoder."""
+    layers = getattr(encoder, "encoder", None)
+    return layers.layer if isinstance(layers, BertEncoder) and len(layers.layer) else None
+
+
 def set_first_token_only(encoder, enabled: bool = True) -> bool:
     """Make a Hugging Face ``BertModel``'s last layer a ``FirstTokenBertLayer`` (or a plain
     ``BertLayer`` again), in place; the parameters stay the same. Returns whether it is on:
     an encoder that is not a Hugging Face BERT is left as it is."""
-    layers = getattr(getattr(encoder, "encoder", None), "layer", None)
-    if not isinstance(getattr(encoder, "encoder", None), BertEncoder) or not layers:
+    layers = _bert_layers(encoder)
+    if layers is None:
         return False
     layers[-1].__class__ = FirstTokenBertLayer if enabled else BertLayer
     return enabled
@@ -161,9 +167,9 @@ def set_first_token_only(encoder, enabled: bool = True) -> bool:
 def stock_layers(encoder):
     """The encoder as NeMo builds it (padded, every position out of the last layer) inside
     the block, and bertlab's layers again after it: for timing NeMo's own inference."""
-    layers = getattr(encoder, "encoder", None)
-    unpadded = type(layers) is UnpaddedBertEncoder
-    first_token_only = bool(getattr(layers, "layer", None)) and type(layers.layer[-1]) is FirstTokenBertLayer
+    unpadded = type(getattr(encoder, "encoder", None)) is UnpaddedBertEncoder
+    layers = _bert_layers(encoder)
+    first_token_only = layers is not None and type(layers[-1]) is FirstTokenBertLayer
     set_unpadded(encoder, False)
     set_first_token_only(encoder, False)
     try:
