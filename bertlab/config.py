@@ -69,6 +69,7 @@ _POSITIVE_INTS = ("trainer.num_nodes", "trainer.accumulate_grad_batches", "train
                   "model.train_ds.batch_size", "model.validation_ds.batch_size", "model.test_ds.batch_size",
                   "model.dataset.max_seq_length")
 _INTS = ("seed", "trainer.max_epochs", "trainer.max_steps", "trainer.num_sanity_val_steps")
+_NON_NEGATIVE_INTS = ("model.freeze_embeddings_epochs",)
 _NUMBERS = ("trainer.limit_train_batches", "trainer.limit_val_batches", "trainer.limit_test_batches",
             "trainer.val_check_interval", "trainer.gradient_clip_val", "model.optim.lr",
             "model.optim.weight_decay", "model.layerwise_lr_decay")
@@ -95,7 +96,7 @@ def check_types(cfg: DictConfig) -> None:
 
     checks = [(_POSITIVE_INTS, lambda v: is_int(v) and v > 0, "a positive integer"),
               (_INTS, is_int, "an integer"),
-              (("model.freeze_embeddings_epochs",), lambda v: is_int(v) and v >= 0, "a non-negative integer"),
+              (_NON_NEGATIVE_INTS, lambda v: is_int(v) and v >= 0, "a non-negative integer"),
               (_NUMBERS, lambda v: is_int(v) or isinstance(v, float), "a number"),
               (_BOOLS, lambda v: isinstance(v, bool), "true or false")]
     for keys, valid, expected in checks:
