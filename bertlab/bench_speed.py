@@ -82,10 +82,14 @@ def _head(items: list, limit: int) -> list:
 def prepare_data(task: str, corpus: Path, out: Path, max_train: int, max_eval: int) -> dict[str, int]:
     """The benchmark's copy of the data (sliced as asked); returns item counts per split."""
     if task == "ner":
-        from bertlab.data.iob import read_iob, write_nemo_dataset
+        from bertlab.data.download import CONLL_FILENAMES, ORIGINAL_FILENAMES
+        from bertlab.data.iob import write_nemo_dataset
+        from bertlab.data.ncbi_iob import conll_splits
 
-        files = {"train": "train.tsv", "dev": "devel.tsv", "test": "test.tsv"}
-        splits = {split: read_iob(corpus / "conll" / name)[0] for split, name in files.items()}
+        # With each sentence's abstract (docs_*.txt), for document context.
+        conll = conll_splits({split: corpus / "conll" / name for split, name in CONLL_FILENAMES.items()},
+                             {split: corpus / "original" / name for split, name in ORIGINAL_FILENAMES.items()})
+        splits = {split: sentences for split, (sentences, _) in conll.items()}
     else:
         import tempfile
 

@@ -335,10 +335,12 @@ class TokenClassifier(_EpochMetricsMixin, TokenClassificationModel):
         from bertlab.nemo_data import token_classification_dataset
 
         data = self._cfg.dataset
+        documents = cfg.get("documents_file")
         dataset = token_classification_dataset(
             self.tokenizer, Path(data.data_dir) / cfg.text_file, Path(data.data_dir) / cfg.labels_file,
             data.max_seq_length, self._cfg.label_ids, data.pad_label, data.ignore_extra_tokens,
-            data.ignore_start_end, cfg.get("num_samples", -1))
+            data.ignore_start_end, cfg.get("num_samples", -1), context=data.get("context", "sentence"),
+            documents_path=Path(data.data_dir) / documents if documents else None)
         static = not data.get("dynamic_padding", True)  # NeMo's own batches, for comparison
         return self._fast_loader(dataset, cfg, data.get("num_workers", 0), data.get("drop_last", False),
                                  static_padding=static)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -77,18 +78,37 @@ def text_classification_dataset(tokenizer, path: str | Path, max_seq_length: int
 
 def token_classification_dataset(tokenizer, text_path: str | Path, labels_path: str | Path, max_seq_length: int,
                                  label_ids: dict[str, int], pad_label: str, ignore_extra_tokens: bool,
-                                 ignore_start_end: bool, num_samples: int = -1):
-    """NeMo's BertTokenClassificationDataset for a text/labels pair, tokenized in memory."""
+                                 ignore_start_end: bool, num_samples: int = -1, context: str = "sentence",
+                                 documents_path: str | Path | None = None):
+    """NeMo's BertTokenClassificationDataset for a text/labels pair, tokenized in memory.
+
+    ``context="document"``: a row is not one sentence but consecutive sentences of one
+    document (``documents_path``, ``docs_*.txt``; None: the whole file is one document),
+    as many as fit in ``max_seq_length``, so each is read beside its neighbours (an
+    abbreviation defined two sentences earlier). Every word keeps its own label.
+    """
     from nemo.collections.nlp.data.token_classification.token_classification_dataset import (
         BertTokenClassificationDataset,
         get_features,
     )
 
-    sentences = read_nemo(text_path, labels_path)
+    check_context(context)
+    sentences = read_nemo(text_path, labels_path, documents_path if context == "document" else None)
     if num_samples > 0:
         sentences = sentences[:num_samples]
-    features = get_features(queries=[" ".join(s.words) for s in sentences], max_seq_length=max_seq_length,
-                            tokenizer=tokenizer, pad_label=pad_label, raw_labels=[list(s.tags) for s in sentences],
+    rows = [[sentence] for sentence in sentences]
+    if context == "document":
+        from bertlab.long_text import WordEncoder
+
+        encode = WordEncoder(tokenizer)
+        lengths = [sum(map(len, encode(s.words))) for s in sentences]
+        rows = [[sentences[i] for i in group]
+                for group in document_rows(lengths, [s.document for s in sentences], max_seq_length - 2)]
+        log.info("%s: %d sentences read in %d rows of document context (up to %d subtokens)",
+                 Path(text_path).name, len(sentences), len(rows), max_seq_length)
+    features = get_features(queries=[" ".join(w for s in row for w in s.words) for row in rows],
+                            max_seq_length=max_seq_length, tokenizer=tokenizer, pad_label=pad_label,
+                            raw_labels=[[t for s in row for t in s.tags] for row in rows],
                             label_ids=dict(label_ids), ignore_extra_tokens=ignore_extra_tokens,
                             ignore_start_end=ignore_start_end)
     # NeMo's class for its __getitem__ and collate_fn; its __init__ is what reads and writes pickles.
@@ -96,6 +116,32 @@ def token_classification_dataset(tokenizer, text_path: str | Path, labels_path: 
     (dataset.all_input_ids, dataset.all_segment_ids, dataset.all_input_mask, dataset.all_subtokens_mask,
      dataset.all_loss_mask, dataset.all_labels) = features
     return dataset
+
+
+CONTEXTS = ("sentence", "document")
+
+
+def check_context(name: str) -> str:
+    from bertlab.config import check_choice
+
+    check_choice("model.dataset.context", name, CONTEXTS)
+    return name
+
+
+def document_rows(lengths: Sequence[int], documents: Sequence[str | None], budget: int) -> list[range]:
+    """Consecutive sentences of one document (``None``s all belong to one), greedily
+    together while their subtokens (``lengths``) fit in ``budget``; a sentence over the
+    budget on its own is a row of its own."""
+    rows: list[range] = []
+    start, total = 0, 0
+    for index, length in enumerate(lengths):
+        if index > start and (documents[index] != documents[start] or total + length > budget):
+            rows.append(range(start, index))
+            start, total = index, 0
+        total += length
+    if lengths:
+        rows.append(range(start, len(lengths)))
+    return rows
 
 
 def label_ids_and_weights(labels_path: str | Path, pad_label: str, weighted: bool):

@@ -286,43 +286,82 @@ class Predictor:
                                             length > budget and strategy != "sentence_chunks", length, chunks)
         return results  # type: ignore[return-value]
 
-    def tag(self, inputs: Sequence[str | Sequence[str]]) -> list[Tagged]:
+    def tag(self, inputs: Sequence[str | Sequence[str]], documents: Sequence[str | None] | None = None
+            ) -> list[Tagged]:
         """IOB tags and entity spans. A string is raw text, split into words here; a list
-        of strings is a pre-tokenized sentence (its text is the words joined by spaces)."""
+        of strings is a pre-tokenized sentence (its text is the words joined by spaces).
+
+        With ``documents`` (one name per input) and a model trained with document context
+        (:attr:`context`), consecutive inputs of one document are read together, each beside
+        its neighbours, as in training; otherwise each input is read alone.
+        """
         budget = self.max_seq_length - 2
         names = self.model.id_to_label
-        prepared, sequences, windows = [], [], []
-        for index, item in enumerate(inputs):
+        prepared, word_ids = [], []
+        for item in inputs:
             if isinstance(item, str):
                 text, offsets = item, word_spans(item)
             else:
                 text, offsets = joined_offsets(list(item))
             error = self._check(text)
             words = [text[s:e] for s, e in offsets] if error is None else []
-            word_ids = [ids[:budget] for ids in self._word_ids(words)]
-            spans = word_windows([len(ids) for ids in word_ids], budget) if words else []
-            prepared.append((text, offsets if words else [], spans, error))
+            prepared.append((text, offsets if words else [], error))
+            word_ids.append([ids[:budget] for ids in self._word_ids(words)])
+        groups = self._read_together([bool(offsets) for _, offsets, _ in prepared], documents)
+        sequences, windows, group_spans = [], [], []
+        for number, group in enumerate(groups):
+            ids_of_words = [ids for index in group for ids in word_ids[index]]
+            spans = word_windows([len(ids) for ids in ids_of_words], budget)
+            group_spans.append(spans)
             for start, end in spans:
-                window, sequence = _Window(index), [self._cls]
-                for ids in word_ids[start:end]:
+                window, sequence = _Window(number), [self._cls]
+                for ids in ids_of_words[start:end]:
                     window.positions.append(len(sequence))
                     sequence.extend(ids)
                 sequence.append(self._sep)
                 sequences.append(sequence)
                 windows.append(window)
-        window_tags: list[list[list[str]]] = [[] for _ in inputs]
+        window_tags: list[list[list[str]]] = [[] for _ in groups]
         for window, logits in zip(windows, self._logits(sequences)):
             best = logits.argmax(dim=-1).tolist()
             window_tags[window.item].append([names[best[p]] for p in window.positions])
+        tags_of: dict[int, tuple[list[str], int]] = {}  # input -> its tags, its group's windows
+        for group, spans, per_window in zip(groups, group_spans, window_tags):
+            tags = merge_windows(spans, per_window) if len(spans) > 1 else per_window[0]
+            for index in group:  # the group's tags, back to its inputs
+                tags_of[index], tags = (tags[:len(word_ids[index])], len(spans)), tags[len(word_ids[index]):]
         results = []
-        for (text, offsets, spans, error), per_window in zip(prepared, window_tags):
+        for index, (text, offsets, error) in enumerate(prepared):
             if not offsets:
                 results.append(Tagged(text, error=error))
                 continue
-            tags = merge_windows(spans, per_window) if len(spans) > 1 else per_window[0]
+            tags, window_count = tags_of[index]
             results.append(Tagged(text, tuple(text[s:e] for s, e in offsets), tuple(offsets), tuple(tags),
-                                  tuple(spans_from_tags(text, offsets, tags, self._outside_label())), len(spans)))
+                                  tuple(spans_from_tags(text, offsets, tags, self._outside_label())), window_count))
         return results
+
+    @property
+    def context(self) -> str:
+        """What a token classifier read beside each sentence in training: ``sentence`` (nothing)
+        or ``document`` (its neighbours, see bertlab.nemo_data.token_classification_dataset)."""
+        return self.model.cfg.dataset.get("context", "sentence")
+
+    def _read_together(self, taggable: Sequence[bool], documents: Sequence[str | None] | None) -> list[list[int]]:
+        """The inputs read in one stream: runs of consecutive taggable inputs of one document
+        for a document-context model given ``documents``, else each taggable input alone."""
+        if documents is not None and len(documents) != len(taggable):
+            raise ValueError(f"{len(documents)} document names for {len(taggable)} inputs")
+        if documents is None or self.context != "document":
+            return [[index] for index, ok in enumerate(taggable) if ok]
+        groups: list[list[int]] = []
+        for index, ok in enumerate(taggable):
+            if not ok:
+                continue
+            if groups and groups[-1][-1] == index - 1 and documents[groups[-1][-1]] == documents[index]:
+                groups[-1].append(index)
+            else:
+                groups.append([index])
+        return groups
 
     # --- shared machinery ----------------------------------------------------------------
 

@@ -5,7 +5,8 @@ Inputs (files or standard input), one item per line unless CoNLL:
 - ``jsonl``: one JSON object per line with a ``text`` field; the other fields are passed
   through to the output;
 - ``conll`` (NER only): pre-tokenized, one token per line (first column), a blank line
-  between sentences.
+  between sentences; a ``-DOCSTART-`` line starts a document, whose sentences a model
+  trained with document context reads together (a text line is its own document).
 
 Each line is decoded on its own, so invalid UTF-8 or an over-long line costs that line
 only (an output record with an ``error``, a message on stderr), not the batch. Empty lines
@@ -39,6 +40,7 @@ class Item:
     words: tuple[str, ...] | None = None
     fields: dict = field(default_factory=dict)  # JSONL fields passed through
     error: str | None = None
+    document: str | None = None  # CoNLL: from the last -DOCSTART- line (for document-context models)
 
     @property
     def where(self) -> str:
@@ -120,11 +122,11 @@ def _jsonl_items(source: str, data: bytes) -> Iterator[Item]:
 
 def _conll_items(source: str, data: bytes) -> Iterator[Item]:
     words: list[str] = []
-    start, error = 0, None
+    start, error, document = 0, None, None
     for number, line, line_error in decoded_lines(data):
         if line is not None and not line.strip():
             if words or error:
-                yield Item(source, start, words=tuple(words), error=error)
+                yield Item(source, start, words=tuple(words), error=error, document=document)
             words, start, error = [], 0, None
             continue
         start = start or number
@@ -135,9 +137,9 @@ def _conll_items(source: str, data: bytes) -> Iterator[Item]:
         if token != "-DOCSTART-":
             words.append(token)
         elif not words:
-            start = 0
+            start, document = 0, f"{source}:{number}"
     if words or error:
-        yield Item(source, start, words=tuple(words), error=error)
+        yield Item(source, start, words=tuple(words), error=error, document=document)
 
 
 # --- writing ---------------------------------------------------------------------------
@@ -285,7 +287,9 @@ def _predict_items(predictor, items: Sequence[Item]) -> list:
     from bertlab.predict import Classification, Tagged
 
     inputs = [(item.words if item.words is not None else item.text) if not item.error else "" for item in items]
-    results = predictor.predict(inputs)
+    documents = [item.document for item in items]
+    results = (predictor.tag(inputs, documents) if predictor.spec.predict == "tag" and any(documents)
+               else predictor.predict(inputs))
     for index, item in enumerate(items):
         if item.error:
             results[index] = (Classification(None, None, error=item.error) if predictor.spec.predict == "classify"

@@ -91,7 +91,9 @@ def evaluate_text_classification(model, tsv_path: str | Path, out_dir: Path | No
                                  max_seq_length: int | None = None) -> dict[str, float]:
     """Classify every row of a labeled TSV; report per-class and macro scores.
 
-    ``model`` is a model or a :class:`bertlab.predict.Predictor`. Writes ``metrics.json``
+    ``model`` is a model or a :class:`bertlab.predict.Predictor`; a model trained with document
+    context reads each sentence beside the others of its document (``Sentence.document``).
+    Writes ``metrics.json``
     (with the confusion matrix), ``predictions.tsv`` (text, gold, pred) and
     ``confusion_matrix.png`` into ``out_dir``. Returns the flat scalars
     (accuracy, macro_f1, micro_f1, f1_<class>).
@@ -133,19 +135,27 @@ def show_text_classification(model, samples: list[str]) -> None:
 
 
 def token_classification_files(cfg: DictConfig) -> dict[str, str]:
-    """The data files a run reads, by config key."""
+    """The data files a run reads, by config key (the documents files with document context)."""
     data_dir = Path(cfg.model.dataset.data_dir)
     return {f"model.{split}.{kind}": str(data_dir / cfg.model[split][kind])
-            for split in SPLITS for kind in ("text_file", "labels_file")}
+            for split in SPLITS for kind in _token_data_kinds(cfg, split)}
+
+
+def _token_data_kinds(cfg: DictConfig, split: str) -> tuple[str, ...]:
+    with_documents = cfg.model.dataset.get("context") == "document" and cfg.model[split].get("documents_file")
+    return ("text_file", "labels_file", "documents_file") if with_documents else ("text_file", "labels_file")
 
 
 def check_token_classification(cfg: DictConfig) -> None:
     from bertlab.data.iob import check_nemo_token_data
+    from bertlab.nemo_data import check_context
 
+    check_context(cfg.model.dataset.get("context", "sentence"))
     require_files(token_classification_files(cfg))
     # Line counts, tokens vs tags, IOB2, and no dev/test tag that train lacks, with file:line.
     check_nemo_token_data(Path(cfg.model.dataset.data_dir),
-                          {split: (cfg.model[split].text_file, cfg.model[split].labels_file) for split in SPLITS},
+                          {split: tuple(cfg.model[split][kind] for kind in _token_data_kinds(cfg, split))
+                           for split in SPLITS},
                           train="train_ds")
 
 
@@ -153,11 +163,14 @@ def evaluate_ner(model, gold: list[Sentence], out_dir: Path | None, source: str 
                  batch_size: int = 64) -> dict[str, float]:
     """Tag every sentence; report exact-match entity scores overall and per type.
 
-    ``model`` is a model or a :class:`bertlab.predict.Predictor`. Writes ``metrics.json``
+    ``model`` is a model or a :class:`bertlab.predict.Predictor`; a model trained with document
+    context reads each sentence beside the others of its document (``Sentence.document``).
+    Writes ``metrics.json``
     (with the error counts), ``predictions.conll`` (token, gold, pred) and ``errors.tsv``
     (:mod:`bertlab.error_analysis`) into ``out_dir``.
     """
-    tagged = as_predictor(model, batch_size=batch_size).tag([list(s.words) for s in gold])
+    documents = [s.document for s in gold] if any(s.document for s in gold) else None
+    tagged = as_predictor(model, batch_size=batch_size).tag([list(s.words) for s in gold], documents)
     predicted = [Sentence(s.words, t.tags) for s, t in zip(gold, tagged)]
     scores = entity_scores([s.tags for s in gold], [s.tags for s in predicted])
     errors = entity_errors([s.tags for s in gold], [s.tags for s in predicted])
@@ -199,7 +212,10 @@ def _evaluate_text_classification(model, cfg: DictConfig, out_dir: Path | None) 
 def _evaluate_ner(model, cfg: DictConfig, out_dir: Path | None) -> dict[str, float]:
     data_dir, test = Path(cfg.model.dataset.data_dir), cfg.model.test_ds
     text, labels = data_dir / test.text_file, data_dir / test.labels_file
-    return evaluate_ner(model, read_nemo(text, labels), out_dir, source=str(text), batch_size=test.batch_size)
+    documents = data_dir / test.documents_file if "model.test_ds.documents_file" in token_classification_files(cfg) \
+        else None
+    return evaluate_ner(model, read_nemo(text, labels, documents), out_dir, source=str(text),
+                        batch_size=test.batch_size)
 
 
 # --- the task specs ---------------------------------------------------------------------

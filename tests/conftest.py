@@ -74,6 +74,24 @@ def tiny_ner(tmp_path_factory) -> Path:
     return out
 
 
+@pytest.fixture(scope="session")
+def tiny_ner_documents(tmp_path_factory) -> Path:
+    """NeMo-format NER data with ``docs_*.txt``: the first few whole abstracts of each split."""
+    from bertlab.data.download import CONLL_FILENAMES, ORIGINAL_FILENAMES
+    from bertlab.data.iob import write_nemo_dataset
+    from bertlab.data.ncbi_iob import conll_splits
+
+    splits = conll_splits({split: NCBI_DIR / "conll" / name for split, name in CONLL_FILENAMES.items()},
+                          {split: NCBI_DIR / "original" / name for split, name in ORIGINAL_FILENAMES.items()})
+    tiny = {}
+    for split, (sentences, _) in splits.items():
+        first = list(dict.fromkeys(s.document for s in sentences))[:{"train": 5, "dev": 3, "test": 3}[split]]
+        tiny[split] = [s for s in sentences if s.document in first]
+    out = tmp_path_factory.mktemp("ner_documents")
+    write_nemo_dataset(tiny, out)
+    return out
+
+
 def tc_config(data_dir, exp_dir, overrides=()) -> DictConfig:
     """The 3-class classification config on ``data_dir``, shrunk."""
     cfg = compose_config("train_tc", ["model.dataset.num_classes=3", *overrides])

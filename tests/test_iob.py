@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 from pathlib import Path
@@ -302,3 +303,34 @@ def test_script_prints_counts_and_repair_warning(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "train: 2 sentences, 4 tokens, 2 mentions" in result.stdout
     assert "repaired 1 I- tags" in result.stderr
+
+
+# --- documents -------------------------------------------------------------------------
+
+
+def test_docstart_lines_name_documents_and_become_a_documents_file(tmp_path: Path) -> None:
+    src = conll(tmp_path, "-DOCSTART-\tO\n\nCowden\tB-Disease\ndisease\tI-Disease\n\nCD\tB-Disease\n.\tO\n\n"
+                          "-DOCSTART-\tO\n\nAPC\tO\n")
+    sentences = read_conll(src)
+    assert [s.document for s in sentences] == ["doc1", "doc1", "doc9"]  # the -DOCSTART- line numbers
+    out = tmp_path / "out"
+    write_nemo_dataset({"train": sentences}, out)
+    assert (out / "docs_train.txt").read_text() == "doc1\ndoc1\ndoc9\n"
+    back = read_nemo(out / "text_train.txt", out / "labels_train.txt", out / "docs_train.txt")
+    assert back == [dataclasses.replace(s, lines=(n,) * len(s.words)) for n, s in enumerate(sentences, 1)]
+    # Without -DOCSTART- lines nothing is known, and no documents file is written.
+    write_nemo_dataset({"train": read_conll(conll(tmp_path, "APC\tO\n", "plain.tsv"))}, out, overwrite=True)
+    assert not (out / "docs_train.txt").exists()
+
+
+@pytest.mark.parametrize(("docs", "line", "reason"), [
+    ("a\n", None, "1 lines, but .* has 2"),
+    ("a\nb c\n", 2, "one document name"),
+])  # fmt: skip
+def test_bad_documents_file_is_located(tmp_path: Path, docs: str, line: int | None, reason: str) -> None:
+    (tmp_path / "text.txt").write_text("Cowden disease\nCD .\n")
+    (tmp_path / "labels.txt").write_text("B-Disease I-Disease\nB-Disease O\n")
+    (tmp_path / "docs.txt").write_text(docs)
+    with pytest.raises(DataError, match=reason) as error:
+        check_nemo_token_data(tmp_path, {"train_ds": ("text.txt", "labels.txt", "docs.txt")})
+    assert Path(error.value.path).name == "docs.txt" and error.value.line == line

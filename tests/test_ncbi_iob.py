@@ -10,13 +10,15 @@ from conftest import NCBI_DIR
 
 from bertlab.data.download import ORIGINAL_FILENAMES
 from bertlab.data.iob import convert_corpus_dir, read_iob
-from bertlab.data.ncbi_corpus import Abstract, Mention
+from bertlab.data.ncbi_corpus import Abstract, Mention, read_corpus
 from bertlab.data.ncbi_iob import (
     CONLL_RELEASE_COUNTS,
+    conll_splits,
     corpus_to_iob,
     original_splits,
     sentence_spans,
     tokenize,
+    with_documents,
     write_original_as_conll,
 )
 from bertlab.io import DataError
@@ -140,3 +142,35 @@ def test_original_corpus_matches_the_conll_release(tmp_path: Path) -> None:
             pair for s in release for pair in zip(s.words, s.tags)
         )
     assert not any((tmp_path / name).exists() for name in ORIGINAL_FILENAMES.values())
+
+
+def test_every_conll_release_sentence_is_named_by_its_abstract() -> None:
+    from bertlab.data.download import CONLL_FILENAMES
+    from bertlab.data.ncbi_corpus import read_corpus
+
+    splits = conll_splits({split: SHARED / "conll" / name for split, name in CONLL_FILENAMES.items()},
+                          {split: SHARED / "original" / name for split, name in ORIGINAL_FILENAMES.items()})
+    for split, (sentences, _) in splits.items():
+        documents = [s.document for s in sentences]
+        starts = [name for index, name in enumerate(documents) if index == 0 or documents[index - 1] != name]
+        assert len(starts) == len(set(starts)) == {"train": 593, "dev": 100, "test": 100}[split]
+        abstracts = {a.pmid: a for a in read_corpus(SHARED / "original" / ORIGINAL_FILENAMES[split])}
+        for name in set(documents):  # each document spells out its abstract, spaces aside
+            text = "".join(w for s in sentences if s.document == name for w in s.words)
+            assert text == "".join(abstracts[name.split("#")[0]].text.split()), name
+        # The train release repeats an abstract: two documents.
+        assert ("8528200#2" in starts) == (split == "train")
+
+
+def test_a_sentence_of_no_abstract_is_a_located_error(tmp_path: Path) -> None:
+    abstract = offset_abstract("1", TITLE, BODY, [("Breast cancer", "SpecificDisease")])
+    sentences, _ = corpus_to_iob(corpus_file(tmp_path, abstract))
+    release = tmp_path / "release.tsv"
+    lines = [f"{w}\t{t}" for s in sentences for w, t in [*zip(s.words, s.tags), ("", "")]]
+    release.write_text("\n".join(lines).replace("\n\t\n", "\n\n") + "\nStray\tO\n")
+    conll_sentences, _ = read_iob(release)
+    named = with_documents(conll_sentences[:-1], read_corpus(corpus_file(tmp_path, abstract)), release)
+    assert {s.document for s in named} == {"1"}
+    with pytest.raises(DataError, match="does not start any abstract") as error:
+        with_documents(conll_sentences, read_corpus(corpus_file(tmp_path, abstract)), release)
+    assert error.value.line == len(lines) + 1

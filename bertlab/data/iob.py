@@ -2,13 +2,16 @@
 
 Input: one ``word ... tag`` line per token (first column = word, last column = tag;
 columns split on tabs, or on whitespace runs when the line has no tab), a blank or
-whitespace-only line between sentences, ``-DOCSTART-`` lines ignored. Tags may use
-IOB2, IOB1 or IOBES/BILOU; everything is written as IOB2.
+whitespace-only line between sentences, a ``-DOCSTART-`` line before each document (optional,
+as in CoNLL-2003). Tags may use IOB2, IOB1 or IOBES/BILOU; everything is written as IOB2.
 
 NeMo output (``OUT_DIR``): ``text_{split}.txt`` (one sentence a line, words joined by
 single spaces), ``labels_{split}.txt`` (one tag per word) and ``label_ids.csv`` (one
 label per line, pad label ``O`` first so it gets id 0, the rest sorted: the same file
 NeMo's ``get_label_ids`` writes when it builds the mapping from the training labels).
+Where the sentences know their documents (``-DOCSTART-`` lines; the NCBI abstracts' PMIDs),
+``docs_{split}.txt`` names each sentence's document, one line per sentence: what
+``model.dataset.context=document`` reads.
 An ``OUT_DIR`` that already holds such a dataset is refused unless ``overwrite``, which
 replaces the whole set (split files the new set lacks are removed), never merges into it.
 
@@ -43,11 +46,13 @@ SPLIT_NAMES: tuple[str, ...] = (*SPLITS, *_SPLIT_ALIASES)  # what a user may nam
 
 @dataclass(frozen=True)
 class Sentence:
-    """Words with one tag each; ``lines`` are their source line numbers (empty if not from a file)."""
+    """Words with one tag each; ``lines`` are their source line numbers (empty if not from a
+    file); ``document`` names the document the sentence belongs to (None: not known)."""
 
     words: tuple[str, ...]
     tags: tuple[str, ...]
     lines: tuple[int, ...] = ()
+    document: str | None = None
 
 
 @dataclass
@@ -78,10 +83,11 @@ def read_conll(path: str | Path) -> list[Sentence]:
     words: list[str] = []
     tags: list[str] = []
     lines: list[int] = []
+    document: str | None = None  # numbered from the -DOCSTART- lines, when the file has them
 
     def close_sentence() -> None:
         if words:
-            sentences.append(Sentence(tuple(words), tuple(tags), tuple(lines)))
+            sentences.append(Sentence(tuple(words), tuple(tags), tuple(lines), document))
             words.clear()
             tags.clear()
             lines.clear()
@@ -93,6 +99,8 @@ def read_conll(path: str | Path) -> list[Sentence]:
             continue
         columns = line.split("\t") if "\t" in line else line.split()
         if columns[0] == "-DOCSTART-":
+            close_sentence()
+            document = f"doc{number}"
             continue
         if len(columns) < 2:
             raise DataError(path, number, f"expected 'word<TAB>tag', found one column: {line!r}")
@@ -213,7 +221,8 @@ def split_long_sentences(
             if end - start > max_words:
                 stats.long_unsplit += 1
             result.append(
-                Sentence(sentence.words[start:end], sentence.tags[start:end], sentence.lines[start:end])
+                Sentence(sentence.words[start:end], sentence.tags[start:end], sentence.lines[start:end],
+                         sentence.document)
             )
     stats.count(result)
     return result
@@ -237,13 +246,16 @@ def _cut_points(tags: Sequence[str], max_words: int) -> list[int]:
     return points
 
 
-def read_nemo(text_path: str | Path, labels_path: str | Path) -> list[Sentence]:
-    """Read a NeMo ``text_*.txt`` / ``labels_*.txt`` pair back into sentences."""
+def read_nemo(text_path: str | Path, labels_path: str | Path,
+              documents_path: str | Path | None = None) -> list[Sentence]:
+    """Read a NeMo ``text_*.txt`` / ``labels_*.txt`` pair back into sentences, each with its
+    document from ``documents_path`` (``docs_*.txt``, one name a line) when given."""
     text_lines = read_text_lines(text_path)
     label_lines = read_text_lines(labels_path)
     if len(text_lines) != len(label_lines):
         raise DataError(labels_path, None, f"{len(label_lines)} lines, but {text_path} has {len(text_lines)} "
                                            "(one line of labels per sentence)")
+    documents = read_documents(documents_path, len(text_lines), text_path) if documents_path else None
     sentences = []
     for number, (text, labels) in enumerate(zip(text_lines, label_lines), start=1):
         words, tags = text.split(), labels.split()
@@ -255,21 +267,35 @@ def read_nemo(text_path: str | Path, labels_path: str | Path) -> list[Sentence]:
         for tag in tags:
             if not _TAG.match(tag):
                 raise DataError(labels_path, number, f"unknown tag {tag!r}")
-        sentences.append(Sentence(tuple(words), tuple(tags), (number,) * len(words)))
+        document = documents[number - 1] if documents else None
+        sentences.append(Sentence(tuple(words), tuple(tags), (number,) * len(words), document))
     return sentences
+
+
+def read_documents(path: str | Path, sentences: int, text_path: str | Path) -> list[str]:
+    """The document names of a ``docs_*.txt`` file: one per sentence of ``text_path``."""
+    names = [line.strip() for line in read_text_lines(path)]
+    if len(names) != sentences:
+        raise DataError(path, None, f"{len(names)} lines, but {text_path} has {sentences} "
+                                    "(one document name per sentence)")
+    for number, name in enumerate(names, start=1):
+        if not name or any(char.isspace() for char in name):
+            raise DataError(path, number, f"expected one document name (no spaces), found {name!r}")
+    return names
 
 
 def check_nemo_token_data(
     data_dir: str | Path,
-    files: Mapping[str, tuple[str, str]],
+    files: Mapping[str, tuple[str, ...]],
     train: str = "train_ds",
     labels: Iterable[str] | None = None,
 ) -> dict[str, int]:
     """Validate NeMo text/labels pairs before a model is built; return sentences per key.
 
-    ``files`` maps a name (a config key such as ``train_ds``) to ``(text_file, labels_file)``,
-    relative to ``data_dir`` as NeMo joins them. Checked, as :class:`DataError` with
-    ``file:line``: equal line counts (naming both files), one label per word, valid IOB2
+    ``files`` maps a name (a config key such as ``train_ds``) to ``(text_file, labels_file)``
+    or ``(text_file, labels_file, documents_file)``, relative to ``data_dir`` as NeMo joins
+    them. Checked, as :class:`DataError` with ``file:line``: equal line counts (naming both
+    files; the documents file too), one label per word, valid IOB2
     (no ``I-X`` that does not continue ``X``, no IOBES tags), tags within ``labels`` when
     given, no empty split, and no tag outside the ``train`` split in the others:
     NeMo builds its label ids from train and fails on any other tag only after loading
@@ -278,9 +304,10 @@ def check_nemo_token_data(
     data_dir = Path(data_dir)
     allowed = set(labels) if labels is not None else None
     read: dict[str, tuple[Path, list[Sentence]]] = {}
-    for name, (text_file, labels_file) in files.items():
+    for name, (text_file, labels_file, *documents_file) in files.items():
         text_path, labels_path = data_dir / text_file, data_dir / labels_file
-        sentences = read_nemo(text_path, labels_path)
+        documents_path = data_dir / documents_file[0] if documents_file and documents_file[0] else None
+        sentences = read_nemo(text_path, labels_path, documents_path)
         if not sentences:
             raise DataError(labels_path, None, f"no sentences (empty {name} split)")
         for sentence in sentences:
@@ -316,11 +343,12 @@ def _check_iob2(path: Path, sentence: Sentence, allowed: set[str] | None) -> Non
 # --- writing -------------------------------------------------------------------------
 
 
-def dataset_files(out_dir: str | Path, splits: Iterable[str] = SPLITS) -> list[Path]:
-    """The files of a NeMo token-classification dataset: text and labels per split, label ids."""
+def dataset_files(out_dir: str | Path, splits: Iterable[str] = SPLITS, documents: bool = True) -> list[Path]:
+    """The files of a NeMo token-classification dataset: text, labels (and with ``documents``
+    the document names) per split, then the label ids."""
     out_dir = Path(out_dir)
-    return [*(out_dir / f"{kind}_{split}.txt" for split in splits for kind in ("text", "labels")),
-            out_dir / LABEL_IDS_FILE]
+    kinds = ("text", "labels", "docs") if documents else ("text", "labels")
+    return [*(out_dir / f"{kind}_{split}.txt" for split in splits for kind in kinds), out_dir / LABEL_IDS_FILE]
 
 
 def write_nemo_dataset(
@@ -329,7 +357,8 @@ def write_nemo_dataset(
     inputs: Iterable[str | Path] = (),
     overwrite: bool = False,
 ) -> list[Path]:
-    """Write ``text_/labels_{split}.txt`` for each split and ``label_ids.csv`` from their labels.
+    """Write ``text_/labels_{split}.txt`` for each split (and ``docs_{split}.txt`` when the
+    sentences know their documents) and ``label_ids.csv`` from their labels.
 
     Nothing is written if any output path is one of ``inputs``, or if ``out_dir`` already
     holds a dataset and not ``overwrite``: keeping an old ``label_ids.csv`` or an old split
@@ -339,7 +368,8 @@ def write_nemo_dataset(
     inputs = list(inputs)
     if out_dir.exists() and not out_dir.is_dir():
         raise DataError(out_dir, None, "is not a directory (output directory expected)")
-    outputs = dataset_files(out_dir, splits)
+    with_documents = all(s.document is not None for sentences in splits.values() for s in sentences)
+    outputs = dataset_files(out_dir, splits, documents=with_documents)
     label_ids_path = outputs[-1]
     ensure_not_inputs(outputs, inputs)
     existing = [path for path in dataset_files(out_dir) if path.exists() or path.is_symlink()]
@@ -353,6 +383,9 @@ def write_nemo_dataset(
             text_file.writelines(" ".join(s.words) + "\n" for s in sentences)
         with atomic_write(out_dir / f"labels_{split}.txt") as labels_file:
             labels_file.writelines(" ".join(s.tags) + "\n" for s in sentences)
+        if with_documents:
+            with atomic_write(out_dir / f"docs_{split}.txt") as documents_file:
+                documents_file.writelines(f"{s.document}\n" for s in sentences)
     with atomic_write(label_ids_path) as label_ids_file:
         # No final newline, byte-identical to the file NeMo rewrites when training starts.
         label_ids_file.write("\n".join(label_order(labels)))

@@ -10,12 +10,15 @@ release has ``disorde`` for ``disorder``) gets the token split at that edge.
 
 from __future__ import annotations
 
+import dataclasses
 import re
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from bertlab.data.download import ORIGINAL_FILENAMES
-from bertlab.data.iob import ConversionStats, Sentence, split_long_sentences, write_conll
+from bertlab.data.iob import ConversionStats, Sentence, read_iob, split_long_sentences, write_conll
 from bertlab.data.ncbi_corpus import Abstract, Mention, read_corpus, unique_by_pmid
 from bertlab.io import DataError
 
@@ -72,7 +75,7 @@ def abstract_to_sentences(
         tokens = _split_at_mention_edges(tokenize(text, start, end), inside, stats)
         if tokens:
             tags = _tag_tokens(tokens, inside, keep_types)
-            sentences.append(Sentence(tuple(text[s:e] for s, e in tokens), tags))
+            sentences.append(Sentence(tuple(text[s:e] for s, e in tokens), tags, document=abstract.pmid))
     if placed != len(mentions):
         raise DataError(path, abstract.line, f"PMID {abstract.pmid}: a mention crosses the title/abstract boundary")
     return sentences
@@ -100,6 +103,56 @@ def _tag_tokens(tokens: list[Span], mentions: list[Mention], keep_types: bool) -
         for position, index in enumerate(covered):
             tags[index] = f"{'B' if position == 0 else 'I'}-{entity}"
     return tuple(tags)
+
+
+def with_documents(sentences: Sequence[Sentence], abstracts: Sequence[Abstract], path: str | Path) -> list[Sentence]:
+    """``sentences`` (a CoNLL release of the corpus, abstracts in any order, each abstract's
+    sentences in a row) with each one's abstract's PMID as its document.
+
+    The CoNLL release keeps every character of title and abstract (only the spaces and the
+    sentence and token cuts differ), so an abstract starts at the sentence where its text,
+    spaces removed, begins; a sentence that lies in no abstract is a DataError at its line.
+    A repeated abstract (the train release has PMID 8528200 twice) is named ``PMID#2``.
+    """
+    by_start: dict[str, list[tuple[str, str]]] = {}
+    for abstract in abstracts:
+        text = "".join(abstract.text.split())
+        by_start.setdefault(text[:_KEY_CHARS], []).append((text, abstract.pmid))
+    pieces = ["".join(s.words) for s in sentences]
+    result: list[Sentence] = []
+    seen: Counter[str] = Counter()
+    index = 0
+    while index < len(sentences):
+        following = "".join(pieces[index:index + _KEY_SENTENCES])
+        match = next((m for m in by_start.get(following[:_KEY_CHARS], []) if _starts(pieces, index, m[0])), None)
+        if match is None:
+            line = sentences[index].lines[0] if sentences[index].lines else None
+            raise DataError(path, line, "this sentence does not start any abstract of the original corpus "
+                                        "(and follows no abstract it continues)")
+        text, pmid = match
+        seen[pmid] += 1
+        name = pmid if seen[pmid] == 1 else f"{pmid}#{seen[pmid]}"
+        covered = 0
+        while covered < len(text):
+            covered += len(pieces[index])
+            result.append(dataclasses.replace(sentences[index], document=name))
+            index += 1
+    return result
+
+
+_KEY_CHARS = 40  # an abstract's first characters (spaces removed) find its candidates
+_KEY_SENTENCES = 4  # enough sentences to cover them (titles split at "." are short)
+
+
+def _starts(pieces: Sequence[str], index: int, text: str) -> bool:
+    """Whether the sentences from ``index`` on spell out ``text`` exactly, ending on a sentence end."""
+    position = 0
+    while position < len(text) and index < len(pieces):
+        if not text.startswith(pieces[index], position):
+            return False
+        position += len(pieces[index])
+        index += 1
+    return position == len(text)
 
 
 def corpus_to_iob(corpus_path: str | Path, keep_types: bool = False) -> tuple[list[Sentence], NcbiStats]:
@@ -133,6 +186,17 @@ def original_splits(
         if max_words is not None:
             sentences = split_long_sentences(sentences, max_words, stats)
         splits[split] = (sentences, stats)
+    return splits
+
+
+def conll_splits(conll_files: dict[str, Path], original_files: dict[str, Path]
+                 ) -> dict[str, tuple[list[Sentence], ConversionStats]]:
+    """The CoNLL release's splits (``read_iob``), each sentence named by its abstract's PMID,
+    found in the original release's file of the same split (:func:`with_documents`)."""
+    splits = {}
+    for split, path in conll_files.items():
+        sentences, stats = read_iob(path)
+        splits[split] = (with_documents(sentences, read_corpus(original_files[split]), path), stats)
     return splits
 
 

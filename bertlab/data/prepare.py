@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from bertlab.data.download import fetch_ncbi_disease
-from bertlab.data.iob import check_splits, convert_files, write_nemo_dataset
-from bertlab.data.ncbi_iob import original_splits
+from bertlab.data.iob import check_splits, write_nemo_dataset
+from bertlab.data.ncbi_iob import conll_splits, original_splits
 from bertlab.data.ncbi_tc3 import build_tc3, format_class_counts
 from bertlab.data.tsv import strip_tsv_headers
 
@@ -21,17 +21,18 @@ def prepare_tc3(data_dir: Path, local_dir: str | None) -> str:
 
 def prepare_ner(data_dir: Path, local_dir: str | None, from_original: bool = False) -> str:
     out_dir = data_dir / "ncbi_ner"
+    # The original release names each sentence's abstract (docs_*.txt), for document context.
+    original = fetch_ncbi_disease(data_dir / "downloads" / "original", local_dir, kind="original")
     if from_original:
-        corpus = fetch_ncbi_disease(data_dir / "downloads" / "original", local_dir, kind="original")
-        splits = original_splits(corpus["train"].parent)
-        sentences = {split: sentences for split, (sentences, _) in splits.items()}
-        check_splits(sentences, corpus)
-        # `make data` rebuilds: the whole old set is replaced, never merged into.
-        write_nemo_dataset(sentences, out_dir, inputs=corpus.values(), overwrite=True)
-        stats = {split: s for split, (_, s) in splits.items()}
+        sources, splits = original, original_splits(original["train"].parent)
     else:
-        corpus = fetch_ncbi_disease(data_dir / "downloads" / "conll", local_dir, kind="conll")
-        stats = convert_files(corpus, out_dir, overwrite=True)
+        sources = fetch_ncbi_disease(data_dir / "downloads" / "conll", local_dir, kind="conll")
+        splits = conll_splits(sources, original)
+    sentences = {split: sentences for split, (sentences, _) in splits.items()}
+    check_splits(sentences, sources)
+    # `make data` rebuilds: the whole old set is replaced, never merged into.
+    write_nemo_dataset(sentences, out_dir, inputs=[*sources.values(), *original.values()], overwrite=True)
+    stats = {split: s for split, (_, s) in splits.items()}
     rows = [f"{split:<6}{s.sentences:>10}{s.tokens:>10}{s.mentions:>10}" for split, s in stats.items()]
     source = "original release" if from_original else "CoNLL release"
     return "\n".join([f"{out_dir}: NER from the {source}", f"{'split':<6}{'sentences':>10}{'tokens':>10}"
