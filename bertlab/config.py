@@ -75,11 +75,11 @@ _NUMBERS = ("trainer.limit_train_batches", "trainer.limit_val_batches", "trainer
             "model.optim.weight_decay", "model.layerwise_lr_decay")
 _BOOLS = ("trainer.enable_progress_bar", "trainer.deterministic", "exp_manager.resume_if_exists",
           "exp_manager.create_checkpoint_callback", "exp_manager.create_early_stopping_callback", "model.compile",
-          "model.unpadded", "model.decay_norms_and_biases")
+          "model.unpadded", "model.decay_norms_and_biases", "model.propagate_abbreviations")
 
 
 _CHOICES = {"model.classifier_head.pooling": ("cls", "mean"), "model.attention": ("sdpa", "eager"),
-            "model.dataset.long_text": STRATEGIES,
+            "model.dataset.long_text": STRATEGIES, "model.dataset.context": ("sentence", "document"),
             "model.compile_mode": ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")}
 
 

@@ -92,7 +92,6 @@ def token_classification_dataset(tokenizer, text_path: str | Path, labels_path: 
         get_features,
     )
 
-    check_context(context)
     sentences = read_nemo(text_path, labels_path, documents_path if context == "document" else None)
     if num_samples > 0:
         sentences = sentences[:num_samples]
@@ -116,16 +115,6 @@ def token_classification_dataset(tokenizer, text_path: str | Path, labels_path: 
     (dataset.all_input_ids, dataset.all_segment_ids, dataset.all_input_mask, dataset.all_subtokens_mask,
      dataset.all_loss_mask, dataset.all_labels) = features
     return dataset
-
-
-CONTEXTS = ("sentence", "document")
-
-
-def check_context(name: str) -> str:
-    from bertlab.config import check_choice
-
-    check_choice("model.dataset.context", name, CONTEXTS)
-    return name
 
 
 def document_rows(lengths: Sequence[int], documents: Sequence[str | None], budget: int) -> list[range]:

@@ -293,11 +293,13 @@ class Predictor:
 
         With ``documents`` (one name per input) and a model trained with document context
         (:attr:`context`), consecutive inputs of one document are read together, each beside
-        its neighbours, as in training; otherwise each input is read alone.
+        its neighbours, as in training; otherwise each input is read alone. A model with
+        :attr:`propagates_abbreviations` then tags the short forms each document defines
+        wherever they recur in it (a text is a document; so is each input without ``documents``).
         """
         budget = self.max_seq_length - 2
         names = self.model.id_to_label
-        prepared, word_ids = [], []
+        prepared, input_words, word_ids = [], [], []
         for item in inputs:
             if isinstance(item, str):
                 text, offsets = item, word_spans(item)
@@ -306,8 +308,11 @@ class Predictor:
             error = self._check(text)
             words = [text[s:e] for s, e in offsets] if error is None else []
             prepared.append((text, offsets if words else [], error))
+            input_words.append(words)
             word_ids.append([ids[:budget] for ids in self._word_ids(words)])
-        groups = self._read_together([bool(offsets) for _, offsets, _ in prepared], documents)
+        taggable = [bool(offsets) for _, offsets, _ in prepared]
+        groups = self._document_runs(taggable, documents) if self.context == "document" else \
+            [[index] for index, ok in enumerate(taggable) if ok]
         sequences, windows, group_spans = [], [], []
         for number, group in enumerate(groups):
             ids_of_words = [ids for index in group for ids in word_ids[index]]
@@ -330,6 +335,8 @@ class Predictor:
             tags = merge_windows(spans, per_window) if len(spans) > 1 else per_window[0]
             for index in group:  # the group's tags, back to its inputs
                 tags_of[index], tags = (tags[:len(word_ids[index])], len(spans)), tags[len(word_ids[index]):]
+        if self.propagates_abbreviations:
+            self._propagate_abbreviations(self._document_runs(taggable, documents), input_words, tags_of)
         results = []
         for index, (text, offsets, error) in enumerate(prepared):
             if not offsets:
@@ -346,22 +353,39 @@ class Predictor:
         or ``document`` (its neighbours, see bertlab.nemo_data.token_classification_dataset)."""
         return self.model.cfg.dataset.get("context", "sentence")
 
-    def _read_together(self, taggable: Sequence[bool], documents: Sequence[str | None] | None) -> list[list[int]]:
-        """The inputs read in one stream: runs of consecutive taggable inputs of one document
-        for a document-context model given ``documents``, else each taggable input alone."""
+    @property
+    def propagates_abbreviations(self) -> bool:
+        """Whether a short form defined after a tagged entity is tagged wherever it recurs in
+        its document (``model.propagate_abbreviations``, bertlab.abbreviations)."""
+        return bool(self.model.cfg.get("propagate_abbreviations", False))
+
+    def _propagate_abbreviations(self, runs: list[list[int]], input_words: list[list[str]], tags_of: dict) -> None:
+        from bertlab.abbreviations import propagate_abbreviations
+
+        for run in runs:
+            words = [word for index in run for word in input_words[index]]
+            tags = propagate_abbreviations(words, [tag for index in run for tag in tags_of[index][0]],
+                                           self._outside_label())
+            for index in run:
+                count = len(input_words[index])
+                tags_of[index], tags = (tags[:count], tags_of[index][1]), tags[count:]
+
+    @staticmethod
+    def _document_runs(taggable: Sequence[bool], documents: Sequence[str | None] | None) -> list[list[int]]:
+        """Runs of consecutive taggable inputs of one document (``documents`` None: each input
+        is a document of its own)."""
         if documents is not None and len(documents) != len(taggable):
             raise ValueError(f"{len(documents)} document names for {len(taggable)} inputs")
-        if documents is None or self.context != "document":
-            return [[index] for index, ok in enumerate(taggable) if ok]
-        groups: list[list[int]] = []
+        runs: list[list[int]] = []
         for index, ok in enumerate(taggable):
             if not ok:
                 continue
-            if groups and groups[-1][-1] == index - 1 and documents[groups[-1][-1]] == documents[index]:
-                groups[-1].append(index)
+            if documents is not None and runs and runs[-1][-1] == index - 1 \
+                    and documents[runs[-1][-1]] == documents[index]:
+                runs[-1].append(index)
             else:
-                groups.append([index])
-        return groups
+                runs.append([index])
+        return runs
 
     # --- shared machinery ----------------------------------------------------------------
 

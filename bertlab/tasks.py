@@ -135,22 +135,22 @@ def show_text_classification(model, samples: list[str]) -> None:
 
 
 def token_classification_files(cfg: DictConfig) -> dict[str, str]:
-    """The data files a run reads, by config key (the documents files with document context)."""
+    """The data files a run reads, by config key (the documents files when the run uses them)."""
     data_dir = Path(cfg.model.dataset.data_dir)
     return {f"model.{split}.{kind}": str(data_dir / cfg.model[split][kind])
             for split in SPLITS for kind in _token_data_kinds(cfg, split)}
 
 
 def _token_data_kinds(cfg: DictConfig, split: str) -> tuple[str, ...]:
-    with_documents = cfg.model.dataset.get("context") == "document" and cfg.model[split].get("documents_file")
+    # Documents are read for document context and for abbreviations (bertlab.abbreviations).
+    uses_documents = cfg.model.dataset.get("context") == "document" or cfg.model.get("propagate_abbreviations")
+    with_documents = uses_documents and cfg.model[split].get("documents_file")
     return ("text_file", "labels_file", "documents_file") if with_documents else ("text_file", "labels_file")
 
 
 def check_token_classification(cfg: DictConfig) -> None:
     from bertlab.data.iob import check_nemo_token_data
-    from bertlab.nemo_data import check_context
 
-    check_context(cfg.model.dataset.get("context", "sentence"))
     require_files(token_classification_files(cfg))
     # Line counts, tokens vs tags, IOB2, and no dev/test tag that train lacks, with file:line.
     check_nemo_token_data(Path(cfg.model.dataset.data_dir),

@@ -103,12 +103,14 @@ def test_a_sentence_model_ignores_documents(ner_run, tiny_ner) -> None:
      "model.test_ds.documents_file: file not found"),
 ])  # fmt: skip
 def test_bad_context_settings_are_config_errors(tiny_ner_documents, overrides, message) -> None:
+    from bertlab.config import check_types
     from bertlab.tasks import check_token_classification
 
     cfg = compose_config("train_ner", overrides)
     with open_dict(cfg):
         cfg.data.dir = str(tiny_ner_documents)
     with pytest.raises(ConfigError, match=message):
+        check_types(cfg)  # the keys' types and choices, then the files
         check_token_classification(cfg)
 
 
