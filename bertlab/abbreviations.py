@@ -16,6 +16,7 @@ tagged is changed; a short form the model found nowhere as a definition is left 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import groupby
 
 MAX_SHORT_WORDS = 5  # "T - PLL" is three words
 MAX_SHORT_CHARS = 10
@@ -81,4 +82,23 @@ def propagate_abbreviations(words: Sequence[str], tags: Sequence[str], outside: 
             window = slice(start, start + width)
             if tuple(words[window]) == short and all(tag == outside for tag in result[window]):
                 result[window] = [f"B-{label}"] + [f"I-{label}"] * (width - 1)
+    return result
+
+
+def propagate_in_documents(words: Sequence[Sequence[str]], tags: Sequence[Sequence[str]],
+                           documents: Sequence[str | None] | None, outside: str = "O") -> list[list[str]]:
+    """Each sentence's tags after :func:`propagate_abbreviations` over its document: a run of
+    consecutive sentences with the same name in ``documents`` (None: each sentence alone)."""
+    names = documents if documents is not None else range(len(words))
+    result: list[list[str]] = []
+    position = 0
+    for _, run in groupby(names):
+        count = len(list(run))
+        sentences = range(position, position + count)
+        propagated = propagate_abbreviations([w for i in sentences for w in words[i]],
+                                             [t for i in sentences for t in tags[i]], outside)
+        for index in sentences:
+            result.append(propagated[:len(words[index])])
+            propagated = propagated[len(words[index]):]
+        position += count
     return result

@@ -239,7 +239,9 @@ def run_hf(spec: dict, clock: Clock) -> tuple[float, float, float | None]:
     if spec["task"] == "ner":
         from bertlab.data.iob import read_nemo
 
-        splits = {split: read_nemo(*_split_files(spec, split)) for split in ("train", "dev", "test")}
+        documents = {split: Path(spec["data_dir"]) / f"docs_{split}.txt" for split in ("train", "dev", "test")}
+        splits = {split: read_nemo(*_split_files(spec, split), path if path.is_file() else None)
+                  for split, path in documents.items()}
         labels = sorted({t for s in splits["train"] for t in s.tags}, key=lambda t: (t != "O", t))
         label_ids = {t: i for i, t in enumerate(labels)}
 
@@ -263,6 +265,11 @@ def run_hf(spec: dict, clock: Clock) -> tuple[float, float, float | None]:
                 tags = [labels[p] for p, g in zip(row, ids) if g != -100]
                 gold.append(list(sentence.tags))
                 pred.append(tags + ["O"] * (len(sentence.words) - len(tags)))  # words cut by truncation
+            if recipe.get("propagate_abbreviations"):  # bertlab's decoding step, for a like-for-like reference
+                from bertlab.abbreviations import propagate_in_documents
+
+                pred = propagate_in_documents([s.words for s in splits[split]], pred,
+                                              [s.document for s in splits[split]])
             return _score(spec, gold, pred)
     else:
         from bertlab.data.tsv import read_labeled_tsv

@@ -297,6 +297,8 @@ class Predictor:
         :attr:`propagates_abbreviations` then tags the short forms each document defines
         wherever they recur in it (a text is a document; so is each input without ``documents``).
         """
+        if documents is not None and len(documents) != len(inputs):
+            raise ValueError(f"{len(documents)} document names for {len(inputs)} inputs")
         budget = self.max_seq_length - 2
         names = self.model.id_to_label
         prepared, input_words, word_ids = [], [], []
@@ -336,7 +338,11 @@ class Predictor:
             for index in group:  # the group's tags, back to its inputs
                 tags_of[index], tags = (tags[:len(word_ids[index])], len(spans)), tags[len(word_ids[index]):]
         if self.propagates_abbreviations:
-            self._propagate_abbreviations(self._document_runs(taggable, documents), input_words, tags_of)
+            from bertlab.abbreviations import propagate_in_documents
+
+            tagged = propagate_in_documents(input_words, [tags_of.get(i, ([], 0))[0] for i in range(len(prepared))],
+                                            documents, self._outside_label())
+            tags_of = {index: (tagged[index], windows) for index, (_, windows) in tags_of.items()}
         results = []
         for index, (text, offsets, error) in enumerate(prepared):
             if not offsets:
@@ -359,23 +365,10 @@ class Predictor:
         its document (``model.propagate_abbreviations``, bertlab.abbreviations)."""
         return bool(self.model.cfg.get("propagate_abbreviations", False))
 
-    def _propagate_abbreviations(self, runs: list[list[int]], input_words: list[list[str]], tags_of: dict) -> None:
-        from bertlab.abbreviations import propagate_abbreviations
-
-        for run in runs:
-            words = [word for index in run for word in input_words[index]]
-            tags = propagate_abbreviations(words, [tag for index in run for tag in tags_of[index][0]],
-                                           self._outside_label())
-            for index in run:
-                count = len(input_words[index])
-                tags_of[index], tags = (tags[:count], tags_of[index][1]), tags[count:]
-
     @staticmethod
     def _document_runs(taggable: Sequence[bool], documents: Sequence[str | None] | None) -> list[list[int]]:
         """Runs of consecutive taggable inputs of one document (``documents`` None: each input
         is a document of its own)."""
-        if documents is not None and len(documents) != len(taggable):
-            raise ValueError(f"{len(documents)} document names for {len(taggable)} inputs")
         runs: list[list[int]] = []
         for index, ok in enumerate(taggable):
             if not ok:

@@ -101,12 +101,12 @@ def test_hugging_face_ner_is_scored_on_test_when_dev_and_test_differ_in_size(tmp
     data = tmp_path / "data"
     prepare_data("ner", NCBI_DIR, data, 16, 12)
     counts = prepare_data("ner", NCBI_DIR, data, 16, 12)  # resumed: the same copy again
-    for name in ("text_dev.txt", "labels_dev.txt"):
+    for name in ("text_dev.txt", "labels_dev.txt", "docs_dev.txt"):
         (data / name).write_text("".join((data / name).read_text().splitlines(keepends=True)[:8]))
     spec = {"task": "ner", "device": "cpu", "precision": "32", "encoder": prepare_encoder("tiny-random", tmp_path, 0),
             "encoder_name": "tiny-random", "data_dir": str(data), "counts": {**counts, "dev": 8}, "seed": 1,
             "hf": {"epochs": 1, "batch_size": 8, "max_seq_length": 64, "warmup_ratio": 0.1, "weight_decay": 0.01,
-                   "lr": 1e-4}}
+                   "lr": 1e-4, "propagate_abbreviations": True}}  # with bertlab's abbreviation step
     result = run_pipeline("hf", spec, tmp_path)
     assert "error" not in result, result.get("error")
     assert 0 <= result["f1"] <= 1 and 0 <= result["dev_f1"] <= 1
