@@ -142,16 +142,29 @@ def token_classification_files(cfg: DictConfig) -> dict[str, str]:
 
 
 def _token_data_kinds(cfg: DictConfig, split: str) -> tuple[str, ...]:
-    # Documents are read for document context and for abbreviations (bertlab.abbreviations).
-    uses_documents = cfg.model.dataset.get("context") == "document" or cfg.model.get("propagate_abbreviations")
-    with_documents = uses_documents and cfg.model[split].get("documents_file")
-    return ("text_file", "labels_file", "documents_file") if with_documents else ("text_file", "labels_file")
+    """Document context needs the documents file; the abbreviation step uses it when it exists
+    (without it, each sentence is a document of its own: see check_token_classification)."""
+    documents = cfg.model[split].get("documents_file")
+    if cfg.model.dataset.get("context") == "document" and documents or _optional_documents(cfg, split):
+        return "text_file", "labels_file", "documents_file"
+    return "text_file", "labels_file"
+
+
+def _optional_documents(cfg: DictConfig, split: str) -> bool:
+    documents = cfg.model[split].get("documents_file")
+    return bool(cfg.model.get("propagate_abbreviations") and documents
+                and (Path(cfg.model.dataset.data_dir) / documents).is_file())
 
 
 def check_token_classification(cfg: DictConfig) -> None:
     from bertlab.data.iob import check_nemo_token_data
 
     require_files(token_classification_files(cfg))
+    missing = [cfg.model[split].documents_file for split in SPLITS if cfg.model.get("propagate_abbreviations")
+               and cfg.model[split].get("documents_file") and not _optional_documents(cfg, split)]
+    if missing:
+        log.warning("%s: no such file in %s; the abbreviation step takes each sentence as a document of its own "
+                    "(`make data` writes them)", ", ".join(missing), cfg.model.dataset.data_dir)
     # Line counts, tokens vs tags, IOB2, and no dev/test tag that train lacks, with file:line.
     check_nemo_token_data(Path(cfg.model.dataset.data_dir),
                           {split: tuple(cfg.model[split][kind] for kind in _token_data_kinds(cfg, split))

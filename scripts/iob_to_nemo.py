@@ -4,7 +4,10 @@
   python scripts/iob_to_nemo.py --from-original NCBI_DIR OUT_DIR [--keep-types] [--max-words N]
   python scripts/iob_to_nemo.py --to-conll TEXT LABELS [PRED] OUT
 
-An OUT_DIR that already holds a NeMo dataset is refused unless --overwrite, which replaces
+Where the documents are known (``-DOCSTART-`` lines; the original corpus's abstracts),
+``docs_{split}.txt`` names each sentence's document, for ``model.dataset.context=document``
+and ``model.propagate_abbreviations``. An OUT_DIR that already holds a NeMo dataset is
+refused unless --overwrite, which replaces
 the whole set. Exit status: 0 done, 2 bad input or usage (one line ``error: ...``,
 nothing written).
 """

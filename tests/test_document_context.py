@@ -133,3 +133,16 @@ def test_the_cli_reads_conll_documents_together(document_run, tiny_ner_documents
                for block in (tmp_path / "out.conll").read_text().split("\n\n") if block.strip()]
     expected = predictor.tag([list(s.words) for s in test], [s.document for s in test])
     assert written == [t.tags for t in expected]
+
+
+def test_the_abbreviation_step_reads_documents_when_they_are_there(tiny_ner_documents, tiny_ner, caplog) -> None:
+    from bertlab.tasks import check_token_classification, token_classification_files
+
+    for data, has_documents in ((tiny_ner_documents, True), (tiny_ner, False)):
+        cfg = compose_config("train_ner", ["model.propagate_abbreviations=true"])
+        with open_dict(cfg):
+            cfg.data.dir = str(data)
+        caplog.clear()
+        check_token_classification(cfg)  # no documents files: not an error, a warning
+        assert ("model.test_ds.documents_file" in token_classification_files(cfg)) is has_documents
+        assert ("each sentence as a document of its own" in caplog.text) is not has_documents
