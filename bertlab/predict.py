@@ -300,7 +300,6 @@ class Predictor:
         if documents is not None and len(documents) != len(inputs):
             raise ValueError(f"{len(documents)} document names for {len(inputs)} inputs")
         budget = self.max_seq_length - 2
-        names = self.model.id_to_label
         prepared, input_words, word_ids = [], [], []
         for item in inputs:
             if isinstance(item, str):
@@ -315,6 +314,27 @@ class Predictor:
         taggable = [bool(offsets) for _, offsets, _ in prepared]
         groups = self._document_runs(taggable, documents) if self.context == "document" else \
             [[index] for index, ok in enumerate(taggable) if ok]
+        tags_of = self._tag_groups(groups, word_ids, budget)
+        if self.propagates_abbreviations:
+            from bertlab.abbreviations import propagate_in_documents
+
+            tagged = propagate_in_documents(input_words, [tags_of.get(i, ([], 0))[0] for i in range(len(prepared))],
+                                            documents, self._outside_label())
+            tags_of = {index: (tagged[index], count) for index, (_, count) in tags_of.items()}
+        results = []
+        for index, (text, offsets, error) in enumerate(prepared):
+            if not offsets:
+                results.append(Tagged(text, error=error))
+                continue
+            tags, window_count = tags_of[index]
+            results.append(Tagged(text, tuple(text[s:e] for s, e in offsets), tuple(offsets), tuple(tags),
+                                  tuple(spans_from_tags(text, offsets, tags, self._outside_label())), window_count))
+        return results
+
+    def _tag_groups(self, groups: list[list[int]], word_ids: list, budget: int) -> dict[int, tuple[list[str], int]]:
+        """Each grouped input's tags and its group's window count: a group's words are read as
+        one text, in overlapping windows of ``budget`` subtokens where they do not fit in one."""
+        names = self.model.id_to_label
         sequences, windows, group_spans = [], [], []
         for number, group in enumerate(groups):
             ids_of_words = [ids for index in group for ids in word_ids[index]]
@@ -337,21 +357,7 @@ class Predictor:
             tags = merge_windows(spans, per_window) if len(spans) > 1 else per_window[0]
             for index in group:  # the group's tags, back to its inputs
                 tags_of[index], tags = (tags[:len(word_ids[index])], len(spans)), tags[len(word_ids[index]):]
-        if self.propagates_abbreviations:
-            from bertlab.abbreviations import propagate_in_documents
-
-            tagged = propagate_in_documents(input_words, [tags_of.get(i, ([], 0))[0] for i in range(len(prepared))],
-                                            documents, self._outside_label())
-            tags_of = {index: (tagged[index], windows) for index, (_, windows) in tags_of.items()}
-        results = []
-        for index, (text, offsets, error) in enumerate(prepared):
-            if not offsets:
-                results.append(Tagged(text, error=error))
-                continue
-            tags, window_count = tags_of[index]
-            results.append(Tagged(text, tuple(text[s:e] for s, e in offsets), tuple(offsets), tuple(tags),
-                                  tuple(spans_from_tags(text, offsets, tags, self._outside_label())), window_count))
-        return results
+        return tags_of
 
     @property
     def context(self) -> str:
