@@ -401,7 +401,7 @@ def test_existing_output_directory_needs_overwrite(tmp_path: Path) -> None:
         ("iob_to_nemo.py", ["{bad}/conll/valid_mixed_line_ends.conll", "{tmp}/out", "--max-words", "0"],
          "error: argument --max-words: must be at least 1, got 0"),
         ("prepare_data.py", ["--local-dir", "{tmp}", "--data-dir", "{tmp}/out", "--only", "ner"],
-         "error: {tmp}: NCBI Disease conll files not found"),
+         "error: {tmp}: NCBI Disease original files not found"),  # NER reads both releases
     ],
 )
 def test_scripts_exit_2_with_one_line(tmp_path: Path, script: str, args: list[str], message: str) -> None:
