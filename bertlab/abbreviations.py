@@ -23,18 +23,6 @@ MAX_SHORT_CHARS = 10
 _SHORT_FORM_ENDS = (")", ";", ",")  # "( CD ; MIM 158350 )", "( SCA1 , n = 11 )"
 
 
-def entity_spans(tags: Sequence[str]) -> list[tuple[int, int, str]]:
-    """``(start, end, type)`` of each IOB2 entity (an ``I-`` that continues nothing starts one)."""
-    spans: list[tuple[int, int, str]] = []
-    for index, tag in enumerate(tags):
-        prefix, _, label = tag.partition("-")
-        if prefix == "I" and spans and spans[-1][1] == index and spans[-1][2] == label:
-            spans[-1] = (spans[-1][0], index + 1, label)
-        elif prefix in ("B", "I"):
-            spans.append((index, index + 1, label))
-    return spans
-
-
 def is_short_form(words: Sequence[str]) -> bool:
     text = "".join(words)
     return (0 < len(words) <= MAX_SHORT_WORDS and len(text) <= MAX_SHORT_CHARS
@@ -59,8 +47,11 @@ def abbreviates(short: Sequence[str], long: Sequence[str]) -> bool:
 
 def definitions(words: Sequence[str], tags: Sequence[str]) -> dict[tuple[str, ...], str]:
     """Short forms defined after an entity, ``entity ( SHORT ...``, with the entity's type."""
+    from seqeval.metrics.sequence_labeling import get_entities  # conlleval's reading: a stray I- starts one
+
     found: dict[tuple[str, ...], str] = {}
-    for start, end, label in entity_spans(tags):
+    for label, start, last in get_entities(list(tags)):
+        end = last + 1
         if end >= len(words) or words[end] != "(":
             continue
         close = end + 1

@@ -73,9 +73,11 @@ def lightning_clock(clock: Clock):
     return ClockCallback()
 
 
-def _split_files(spec: dict, split: str) -> tuple[Path, Path]:
+def _split_files(spec: dict, split: str) -> tuple[Path, Path, Path | None]:
+    """A split's text and labels files, and its documents file if the data has one."""
     data = Path(spec["data_dir"])
-    return data / f"text_{split}.txt", data / f"labels_{split}.txt"
+    documents = data / f"docs_{split}.txt"
+    return data / f"text_{split}.txt", data / f"labels_{split}.txt", documents if documents.is_file() else None
 
 
 def _test_items(spec: dict):
@@ -143,14 +145,11 @@ def run_bertlab(spec: dict, clock: Clock) -> tuple[float, float, float]:
 def _decoded_dev_f1(nemo_path: Path, cfg) -> float:
     """The tested model's dev entity F1, decoded as the test is (documents, abbreviations): what
     the quality benchmark chooses recipes on. The validation loop's score skips the decoding."""
-    from bertlab.data.iob import read_nemo
     from bertlab.predict import Predictor
-    from bertlab.tasks import evaluate_ner, token_classification_files
+    from bertlab.tasks import evaluate_ner, read_token_split
 
-    files = token_classification_files(cfg)
-    dev = read_nemo(files["model.validation_ds.text_file"], files["model.validation_ds.labels_file"],
-                    files.get("model.validation_ds.documents_file"))
-    return evaluate_ner(Predictor.load(nemo_path), dev, None, source="dev")["entity_f1"]
+    return evaluate_ner(Predictor.load(nemo_path), read_token_split(cfg, "validation_ds"), None,
+                        source="dev")["entity_f1"]
 
 
 # --- stock NeMo -----------------------------------------------------------------------
@@ -242,9 +241,7 @@ def run_hf(spec: dict, clock: Clock) -> tuple[float, float, float | None]:
     if spec["task"] == "ner":
         from bertlab.data.iob import read_nemo
 
-        documents = {split: Path(spec["data_dir"]) / f"docs_{split}.txt" for split in ("train", "dev", "test")}
-        splits = {split: read_nemo(*_split_files(spec, split), path if path.is_file() else None)
-                  for split, path in documents.items()}
+        splits = {split: read_nemo(*_split_files(spec, split)) for split in ("train", "dev", "test")}
         labels = sorted({t for s in splits["train"] for t in s.tags}, key=lambda t: (t != "O", t))
         label_ids = {t: i for i, t in enumerate(labels)}
 
@@ -271,8 +268,9 @@ def run_hf(spec: dict, clock: Clock) -> tuple[float, float, float | None]:
             if recipe.get("propagate_abbreviations"):  # bertlab's decoding step, for a like-for-like reference
                 from bertlab.abbreviations import propagate_in_documents
 
+                documents = [s.document for s in splits[split]]  # as evaluate_ner: none known, each alone
                 pred = propagate_in_documents([s.words for s in splits[split]], pred,
-                                              [s.document for s in splits[split]])
+                                              documents if any(documents) else None)
             return _score(spec, gold, pred)
     else:
         from bertlab.data.tsv import read_labeled_tsv

@@ -91,9 +91,7 @@ def evaluate_text_classification(model, tsv_path: str | Path, out_dir: Path | No
                                  max_seq_length: int | None = None) -> dict[str, float]:
     """Classify every row of a labeled TSV; report per-class and macro scores.
 
-    ``model`` is a model or a :class:`bertlab.predict.Predictor`; a model trained with document
-    context reads each sentence beside the others of its document (``Sentence.document``).
-    Writes ``metrics.json``
+    ``model`` is a model or a :class:`bertlab.predict.Predictor`. Writes ``metrics.json``
     (with the confusion matrix), ``predictions.tsv`` (text, gold, pred) and
     ``confusion_matrix.png`` into ``out_dir``. Returns the flat scalars
     (accuracy, macro_f1, micro_f1, f1_<class>).
@@ -222,13 +220,18 @@ def _evaluate_text_classification(model, cfg: DictConfig, out_dir: Path | None) 
                                         max_seq_length=cfg.model.dataset.max_seq_length)
 
 
+def read_token_split(cfg: DictConfig, split: str) -> list[Sentence]:
+    """The sentences of a split (``validation_ds``, ``test_ds``), with their documents when
+    the run uses them."""
+    files = token_classification_files(cfg)
+    return read_nemo(files[f"model.{split}.text_file"], files[f"model.{split}.labels_file"],
+                     files.get(f"model.{split}.documents_file"))
+
+
 def _evaluate_ner(model, cfg: DictConfig, out_dir: Path | None) -> dict[str, float]:
-    data_dir, test = Path(cfg.model.dataset.data_dir), cfg.model.test_ds
-    text, labels = data_dir / test.text_file, data_dir / test.labels_file
-    documents = data_dir / test.documents_file if "model.test_ds.documents_file" in token_classification_files(cfg) \
-        else None
-    return evaluate_ner(model, read_nemo(text, labels, documents), out_dir, source=str(text),
-                        batch_size=test.batch_size)
+    test = cfg.model.test_ds
+    return evaluate_ner(model, read_token_split(cfg, "test_ds"), out_dir,
+                        source=str(Path(cfg.model.dataset.data_dir) / test.text_file), batch_size=test.batch_size)
 
 
 # --- the task specs ---------------------------------------------------------------------

@@ -11,13 +11,9 @@ TAGS = ["B-Disease", "I-Disease"] + ["O"] * (len(WORDS) - 2)
 
 
 def tagged(words, tags) -> list[str]:
-    return [" ".join(words[s:e]) for s, e in _spans(tags)]
+    from seqeval.metrics.sequence_labeling import get_entities
 
-
-def _spans(tags):
-    from bertlab.abbreviations import entity_spans
-
-    return [(start, end) for start, end, _ in entity_spans(tags)]
+    return [" ".join(words[start:last + 1]) for _, start, last in get_entities(list(tags))]
 
 
 def test_a_short_form_defined_after_an_entity_is_tagged_wherever_it_recurs() -> None:
