@@ -11,10 +11,16 @@ order with the first at a word start (Schwartz and Hearst, 2003, "A simple algor
 identifying abbreviation definitions in biomedical text"), makes every untagged occurrence
 of the short form in that document an entity of the long form's type. Nothing the model
 tagged is changed; a short form the model found nowhere as a definition is left alone.
+
+A long form whose head word names an enzyme (``deficiency of aspartoacylase ( ASPA )``,
+``deficient arylsulfatase A ( ARSA )``) defines a gene's name, not the disease's: the short
+form recurs as ``ASPA gene``, ``ARSA activity``, so it is not propagated (chosen on dev,
+README, Abbreviations and document context).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from itertools import groupby
 
@@ -45,8 +51,20 @@ def abbreviates(short: Sequence[str], long: Sequence[str]) -> bool:
     return bool(letters)
 
 
+def names_an_enzyme(long: Sequence[str]) -> bool:
+    """Whether the long form's head, its last word past a trailing letter or numeral
+    (``arylsulfatase A``, ``coproporphyrinogen III oxidase``), is an enzyme's name: ``-ase``,
+    not ``disease``."""
+    words = list(long)
+    while len(words) > 1 and (len(words[-1]) <= 2 or re.fullmatch(r"[0-9IVXivx]+", words[-1])):
+        words.pop()
+    head = words[-1].lower() if words else ""
+    return head.endswith("ase") and not head.endswith("disease")
+
+
 def definitions(words: Sequence[str], tags: Sequence[str]) -> dict[tuple[str, ...], str]:
-    """Short forms defined after an entity, ``entity ( SHORT ...``, with the entity's type."""
+    """Short forms defined after an entity, ``entity ( SHORT ...``, with the entity's type
+    (entities that name an enzyme left out, see the module)."""
     from seqeval.metrics.sequence_labeling import get_entities  # conlleval's reading: a stray I- starts one
 
     found: dict[tuple[str, ...], str] = {}
@@ -59,7 +77,7 @@ def definitions(words: Sequence[str], tags: Sequence[str]) -> dict[tuple[str, ..
             close += 1
         short = tuple(words[end + 1:close])
         if close < len(words) and words[close] in _SHORT_FORM_ENDS and is_short_form(short) \
-                and abbreviates(short, words[start:end]):
+                and abbreviates(short, words[start:end]) and not names_an_enzyme(words[start:end]):
             found.setdefault(short, label)
     return found
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bertlab.abbreviations import abbreviates, definitions, propagate_abbreviations
+from bertlab.abbreviations import abbreviates, definitions, names_an_enzyme, propagate_abbreviations
 
 WORDS = "Cowden disease ( CD ; MIM 158350 ) is rare . PTEN mutations in 30 of 37 CD families , not in CDs .".split()
 TAGS = ["B-Disease", "I-Disease"] + ["O"] * (len(WORDS) - 2)
@@ -49,6 +49,31 @@ def test_nothing_changes_without_a_tagged_long_form_or_over_a_tagged_word() -> N
         words = f"Cowden disease ( {inside} ) .".split()
         tags = ["B-Disease", "I-Disease"] + ["O"] * (len(words) - 2)
         assert propagate_abbreviations(words, tags) == tags
+
+
+@pytest.mark.parametrize(("long", "expected"), [
+    ("deficiency of aspartoacylase", True),
+    ("deficient arylsulfatase A", True),            # a trailing letter is no head
+    ("coproporphyrinogen III oxidase", True),
+    ("Huntington disease", False),                  # -ase, but a disease
+    ("metachromatic leukodystrophy", False),
+    ("glucose - 6 - phosphate dehydrogenase deficiency", False),  # the head is the deficiency
+])  # fmt: skip
+def test_an_enzyme_head_is_recognised(long: str, expected: bool) -> None:
+    assert names_an_enzyme(long.split()) is expected
+
+
+def test_an_enzyme_long_form_defines_no_disease_short_form() -> None:
+    """The model took the enzyme into the entity; its short form names the gene, so the later
+    ``ARSA gene`` stays untagged, while the disease's own short form still spreads."""
+    words = ("deficient arylsulfatase A ( ARSA ) causes metachromatic leukodystrophy ( MLD ) . "
+             "The ARSA gene is mutated in MLD .").split()
+    tags = ["O"] * len(words)
+    tags[0:3] = ["B-Disease", "I-Disease", "I-Disease"]
+    tags[7:9] = ["B-Disease", "I-Disease"]
+    assert definitions(words, tags) == {("MLD",): "Disease"}
+    assert tagged(words, propagate_abbreviations(words, tags)) == [
+        "deficient arylsulfatase A", "metachromatic leukodystrophy", "MLD", "MLD"]
 
 
 def test_the_predictor_propagates_within_each_document(ner_run, monkeypatch) -> None:
