@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from itertools import groupby
+
+from bertlab.data.iob import document_runs
 
 MAX_SHORT_WORDS = 5  # "T - PLL" is three words
 MAX_SHORT_CHARS = 10
@@ -98,16 +99,10 @@ def propagate_in_documents(words: Sequence[Sequence[str]], tags: Sequence[Sequen
                            documents: Sequence[str | None] | None, outside: str = "O") -> list[list[str]]:
     """Each sentence's tags after :func:`propagate_abbreviations` over its document: a run of
     consecutive sentences with the same name in ``documents`` (None: each sentence alone)."""
-    names = documents if documents is not None else range(len(words))
-    result: list[list[str]] = []
-    position = 0
-    for _, run in groupby(names):
-        count = len(list(run))
-        sentences = range(position, position + count)
-        propagated = propagate_abbreviations([w for i in sentences for w in words[i]],
-                                             [t for i in sentences for t in tags[i]], outside)
-        for index in sentences:
-            result.append(propagated[:len(words[index])])
-            propagated = propagated[len(words[index]):]
-        position += count
+    result: list[list[str]] = [[] for _ in words]
+    for run in document_runs(documents, len(words)):
+        propagated = propagate_abbreviations([w for i in run for w in words[i]], [t for i in run for t in tags[i]],
+                                             outside)
+        for index in run:
+            result[index], propagated = propagated[:len(words[index])], propagated[len(words[index]):]
     return result

@@ -31,6 +31,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bertlab.data.iob import document_runs
 from bertlab.data.ncbi_iob import TOKEN
 from bertlab.long_text import WordEncoder, fit_to_length
 
@@ -312,8 +313,7 @@ class Predictor:
             input_words.append(words)
             word_ids.append([ids[:budget] for ids in self._word_ids(words)])
         taggable = [bool(offsets) for _, offsets, _ in prepared]
-        groups = self._document_runs(taggable, documents) if self.context == "document" else \
-            [[index] for index, ok in enumerate(taggable) if ok]
+        groups = document_runs(documents if self.context == "document" else None, len(prepared), taggable)
         tags_of = self._tag_groups(groups, word_ids, budget)
         if self.propagates_abbreviations:
             from bertlab.abbreviations import propagate_in_documents
@@ -370,21 +370,6 @@ class Predictor:
         """Whether a short form defined after a tagged entity is tagged wherever it recurs in
         its document (``model.propagate_abbreviations``, bertlab.abbreviations)."""
         return bool(self.model.cfg.get("propagate_abbreviations", False))
-
-    @staticmethod
-    def _document_runs(taggable: Sequence[bool], documents: Sequence[str | None] | None) -> list[list[int]]:
-        """Runs of consecutive taggable inputs of one document (``documents`` None: each input
-        is a document of its own)."""
-        runs: list[list[int]] = []
-        for index, ok in enumerate(taggable):
-            if not ok:
-                continue
-            if documents is not None and runs and runs[-1][-1] == index - 1 \
-                    and documents[runs[-1][-1]] == documents[index]:
-                runs[-1].append(index)
-            else:
-                runs.append([index])
-        return runs
 
     # --- shared machinery ----------------------------------------------------------------
 

@@ -7,7 +7,7 @@ from conftest import compose_config, tiny_ner_run
 from omegaconf import open_dict
 
 from bertlab.config import ConfigError
-from bertlab.data.iob import read_nemo
+from bertlab.data.iob import document_runs, read_nemo
 from bertlab.nemo_data import document_rows
 
 
@@ -20,6 +20,14 @@ def test_rows_hold_consecutive_sentences_of_one_document_within_the_budget() -> 
     assert [list(r) for r in rows] == [[0, 1], [2], [3], [4, 5], [6], [7]]
     assert [list(r) for r in document_rows(lengths, [None] * 8, budget=100)] == [list(range(8))]
     assert document_rows([], [], budget=10) == []
+
+
+def test_document_runs_group_consecutive_items_of_one_document() -> None:
+    documents = ["a", "a", "b", "a", "a", "a"]
+    assert document_runs(documents, 6) == [[0, 1], [2], [3, 4, 5]]  # "a" again later: a new run
+    assert document_runs(None, 3) == [[0], [1], [2]]
+    # An item left out (one the predictor could not read) ends its run and is in none.
+    assert document_runs(documents, 6, keep=[True, True, True, True, False, True]) == [[0, 1], [2], [3], [5]]
 
 
 def test_the_dataset_reads_whole_abstracts_with_every_word_labelled(tiny_ner_documents) -> None:

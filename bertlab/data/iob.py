@@ -284,6 +284,22 @@ def read_documents(path: str | Path, sentences: int, text_path: str | Path) -> l
     return names
 
 
+def document_runs(documents: Sequence[str | None] | None, count: int,
+                  keep: Sequence[bool] | None = None) -> list[list[int]]:
+    """The indices ``0..count-1`` in runs of consecutive items with one document name
+    (``documents`` None: each item alone); items not in ``keep`` are left out and end a run."""
+    runs: list[list[int]] = []
+    for index in range(count):
+        if keep is not None and not keep[index]:
+            continue
+        if documents is not None and runs and runs[-1][-1] == index - 1 \
+                and documents[runs[-1][-1]] == documents[index]:
+            runs[-1].append(index)
+        else:
+            runs.append([index])
+    return runs
+
+
 def check_nemo_token_data(
     data_dir: str | Path,
     files: Mapping[str, tuple[str, ...]],
