@@ -78,7 +78,7 @@ _BOOLS = ("trainer.enable_progress_bar", "trainer.deterministic", "exp_manager.r
           "model.unpadded", "model.decay_norms_and_biases", "model.propagate_abbreviations")
 
 
-_CHOICES = {"model.classifier_head.pooling": ("cls", "mean"), "model.attention": ("sdpa", "eager"),
+_CHOICES = {"model.classifier_head.pooling": ("cls", "pooler", "mean"), "model.attention": ("sdpa", "eager"),
             "model.dataset.long_text": STRATEGIES, "model.dataset.context": ("sentence", "document"),
             "model.compile_mode": ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")}
 

@@ -24,8 +24,8 @@ What the subclasses change, and why:
   as this machine's path (prediction lives in :mod:`bertlab.predict`).
 - Datasets are NeMo's, tokenized in memory from bertlab's readers (``bertlab.nemo_data``):
   nothing is written into the data directory and nothing is unpickled from it.
-- BERT's pooler is dropped: neither head reads it, and its unused parameters make plain
-  DDP fail ("parameters that were not used in producing loss").
+- BERT's pooler is dropped unless the head reads it (``model.classifier_head.pooling=pooler``):
+  its unused parameters make plain DDP fail ("parameters that were not used in producing loss").
 """
 
 from __future__ import annotations
@@ -75,8 +75,8 @@ class _EpochMetricsMixin:
 
     def __init__(self, cfg, trainer=None):
         super().__init__(cfg=cfg, trainer=trainer)
-        # Neither head reads the pooler; its unused parameters would make plain DDP fail.
-        if getattr(self.bert_model, "pooler", None) is not None:
+        # A pooler the head does not read: its unused parameters would make plain DDP fail.
+        if getattr(self.bert_model, "pooler", None) is not None and not self.reads_pooler:
             self.bert_model.pooler = None
         self._epoch_records: dict[str, dict[str, list]] = {}
         if hasattr(self.bert_model, "attn_implementation"):  # a Hugging Face BertModel
@@ -95,6 +95,10 @@ class _EpochMetricsMixin:
             # In place, so the state_dict keys stay as they are; reduce-overhead replays CUDA graphs.
             self.bert_model.compile(dynamic=False, mode=cfg.get("compile_mode"))
         self.train()  # from_pretrained() left the encoder in eval mode; Lightning keeps modes as found
+
+    @property
+    def reads_pooler(self) -> bool:
+        return False
 
     def use_unpadded(self, on_cuda: bool) -> bool:
         """``model.unpadded`` for a model on CUDA or not (see :mod:`bertlab.unpadded`)."""
@@ -263,16 +267,25 @@ class _EpochMetricsMixin:
 class TextClassifier(_EpochMetricsMixin, TextClassificationModel):
     """Sequence classification; epoch metrics: accuracy, macro and micro F1, per-class F1,
     one prediction per text (``model.dataset.long_text``: see :mod:`bertlab.long_text`).
-    Reading ``[CLS]`` only, the encoder's last layer computes position 0 alone
-    (``bertlab.unpadded.FirstTokenBertLayer``)."""
+    Reading ``[CLS]`` only (``cls``, ``pooler``), the encoder's last layer computes position 0
+    alone (``bertlab.unpadded.FirstTokenBertLayer``)."""
 
     def __init__(self, cfg, trainer=None):
         super().__init__(cfg=cfg, trainer=trainer)
-        set_first_token_only(self.bert_model, self._pooling == "cls")
+        if self._pooling == "pooler" and getattr(self.bert_model, "pooler", None) is None:
+            from bertlab.config import ConfigError
+
+            raise ConfigError(f"model.classifier_head.pooling=pooler needs an encoder with a pooler (dense + tanh "
+                              f"over [CLS]); {type(self.bert_model).__name__} has none")
+        set_first_token_only(self.bert_model, self._pooling in ("cls", "pooler"))
 
     @property
     def _pooling(self) -> str:
         return self._cfg.classifier_head.get("pooling", "cls")
+
+    @property
+    def reads_pooler(self) -> bool:
+        return self._pooling == "pooler"
 
     @property
     def class_names(self) -> list[str]:
@@ -280,15 +293,20 @@ class TextClassifier(_EpochMetricsMixin, TextClassificationModel):
         return list(names) if names else [str(i) for i in range(self._cfg.dataset.num_classes)]
 
     def forward(self, input_ids, attention_mask, token_type_ids):
-        """NeMo's forward, classifying from ``[CLS]`` or, with ``model.classifier_head.pooling:
-        mean``, from the mean of the text's subtoken states (how sentence encoders such as
-        all-MiniLM-L6-v2 were trained to summarise a text); padding is left out of the mean."""
+        """NeMo's forward, classifying from ``[CLS]``; with ``model.classifier_head.pooling:
+        pooler``, from ``[CLS]`` through the encoder's pretrained pooler (dense + tanh), as Hugging
+        Face's ``BertForSequenceClassification`` reads it; with ``mean``, from the mean of the
+        text's subtoken states (how sentence encoders such as all-MiniLM-L6-v2 were trained to
+        summarise a text), padding left out of the mean."""
         if self._pooling == "cls":
             return super().forward(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids)
         hidden = self.bert_model(input_ids=input_ids, token_type_ids=token_type_ids, attention_mask=attention_mask)
         hidden = hidden[0] if isinstance(hidden, tuple) else hidden
-        weights = attention_mask.unsqueeze(-1).to(hidden.dtype)
-        pooled = (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1)
+        if self._pooling == "pooler":
+            pooled = self.bert_model.pooler(hidden)
+        else:
+            weights = attention_mask.unsqueeze(-1).to(hidden.dtype)
+            pooled = (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1)
         return self.classifier(hidden_states=pooled.unsqueeze(1)).float()  # the head reads position 0
 
     def epoch_metrics(self, gold: list, pred: list) -> dict[str, float]:

@@ -125,10 +125,36 @@ def test_mean_pooling_trains_saves_and_ignores_padding(tiny_tc3, tmp_path):
     assert not torch.allclose(logits_alone, logits_cls, atol=1e-3)
 
 
-def test_pooling_is_cls_or_mean():
+def test_pooler_pooling_starts_from_the_pretrained_pooler_and_restores(tiny_tc3, tmp_path):
+    """``model.classifier_head.pooling=pooler``: [CLS] through the encoder's pretrained dense +
+    tanh (Hugging Face's reading), the last layer computing [CLS] alone; the restored model
+    classifies as the run's test pass did."""
+    import torch
+    from safetensors.torch import load_file
+
+    from bertlab.data.tsv import read_labeled_tsv
+    from bertlab.encoders import embedded_encoder_path
+    from bertlab.predict import Predictor
+    from bertlab.unpadded import FirstTokenBertLayer
+
+    run = train(tc_config(tiny_tc3, tmp_path, ["model.classifier_head.pooling=pooler"]))
+    predictor = Predictor.load(run.nemo_path, device="cpu")
+    encoder = predictor.model.bert_model
+    assert type(encoder.encoder.layer[-1]) is FirstTokenBertLayer
+    pretrained = load_file(Path(embedded_encoder_path()) / "model.safetensors")["pooler.dense.weight"]
+    trained = encoder.pooler.dense.weight.detach()
+    assert not torch.equal(trained, pretrained)  # it trains ...
+    assert torch.allclose(trained, pretrained, atol=0.01)  # ... from the pretrained weights, a few steps away
+    texts = [text for text, _ in read_labeled_tsv(tiny_tc3 / "test_nemo_format.tsv").rows]
+    test_pass = [line.split("\t")[2] for line in (run.log_dir / "predictions.tsv").read_text().splitlines()[1:]]
+    assert [result.class_name for result in predictor.classify(texts)] == test_pass
+
+
+def test_pooling_is_cls_pooler_or_mean():
     from bertlab.config import check_types
 
-    with pytest.raises(ConfigError, match="model.classifier_head.pooling: expected one of cls, mean, got 'max'"):
+    with pytest.raises(ConfigError,
+                       match="model.classifier_head.pooling: expected one of cls, pooler, mean, got 'max'"):
         check_types(compose_config("train_tc", ["model.dataset.num_classes=3", "model.classifier_head.pooling=max"]))
 
 
