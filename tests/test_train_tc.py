@@ -72,7 +72,7 @@ def test_run_record_saved(tc_run):
 
 def test_hparams_view_holds_hyperparameters_and_final_metrics(tc_run):
     hparams, metrics = tensorboard_hparams(tc_run.log_dir)
-    assert hparams["model.optim.lr"] == pytest.approx(1e-4)
+    assert hparams["model.optim.lr"] == pytest.approx(2e-4)
     assert hparams["encoder.name"] == "minilm" and hparams["model.dataset.num_classes"] == 3
     # The metric columns are the test scalars themselves: no one-point hparam/* scalar cards.
     assert "test_macro_f1" in metrics and "test_accuracy" in metrics
