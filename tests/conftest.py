@@ -120,6 +120,11 @@ def tc_run(tiny_tc3, tmp_path_factory):
         return train(tc_config(tiny_tc3, tmp_path_factory.mktemp("exp")))
 
 
+def classes_of_test_pass(log_dir: Path) -> list[str]:
+    """The class a classification run's test pass gave each text, from its ``predictions.tsv``."""
+    return [line.split("\t")[2] for line in (log_dir / "predictions.tsv").read_text().splitlines()[1:]]
+
+
 @pytest.fixture(scope="session")
 def ner_run(tiny_ner, tmp_path_factory):
     """One tiny NER run (with its .nemo), shared by every test that needs a model."""

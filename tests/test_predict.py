@@ -14,7 +14,7 @@ import sys
 import tarfile
 
 import pytest
-from conftest import CONF_DIR, REPO, archive_member, forbid_network, repack_archive
+from conftest import CONF_DIR, REPO, archive_member, classes_of_test_pass, forbid_network, repack_archive
 from omegaconf import OmegaConf
 
 from bertlab.data.iob import read_conll, read_nemo
@@ -92,7 +92,7 @@ def test_classes_agree_with_the_runs_test_pass_and_with_nemo(tc_run, tc_predicto
     rows = read_labeled_tsv(tiny_tc3 / "test_nemo_format.tsv").rows
     texts = [text for text, _ in rows]
     results = tc_predictor.classify(texts)
-    test_pass = [line.split("\t")[2] for line in (tc_run.log_dir / "predictions.tsv").read_text().splitlines()[1:]]
+    test_pass = classes_of_test_pass(tc_run.log_dir)
     assert [r.class_name for r in results] == test_pass
     for result in results:
         assert sum(result.probabilities) == pytest.approx(1.0, abs=1e-5)

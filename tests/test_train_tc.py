@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from conftest import REPO, archive_member, compose_config, repack_archive, shrink, tc_config
+from conftest import REPO, archive_member, classes_of_test_pass, compose_config, repack_archive, shrink, tc_config
 
 from bertlab.config import ConfigError
 from bertlab.io import DataError
@@ -105,7 +105,7 @@ def test_mean_pooling_trains_saves_and_ignores_padding(tiny_tc3, tmp_path):
     predictor = Predictor.load(run.nemo_path, device="cpu")
     assert type(predictor.model.bert_model.encoder.layer[-1]) is not FirstTokenBertLayer  # every position is read
     texts = [text for text, _ in read_labeled_tsv(tiny_tc3 / "test_nemo_format.tsv").rows]
-    test_pass = [line.split("\t")[2] for line in (run.log_dir / "predictions.tsv").read_text().splitlines()[1:]]
+    test_pass = classes_of_test_pass(run.log_dir)
     assert [result.class_name for result in predictor.classify(texts)] == test_pass
 
     model, tokenizer = predictor.model, predictor.model.tokenizer
@@ -146,7 +146,7 @@ def test_pooler_pooling_starts_from_the_pretrained_pooler_and_restores(tiny_tc3,
     assert not torch.equal(trained, pretrained)  # it trains ...
     assert torch.allclose(trained, pretrained, atol=0.01)  # ... from the pretrained weights, a few steps away
     texts = [text for text, _ in read_labeled_tsv(tiny_tc3 / "test_nemo_format.tsv").rows]
-    test_pass = [line.split("\t")[2] for line in (run.log_dir / "predictions.tsv").read_text().splitlines()[1:]]
+    test_pass = classes_of_test_pass(run.log_dir)
     assert [result.class_name for result in predictor.classify(texts)] == test_pass
 
 
