@@ -4,6 +4,7 @@ own process, for a few steps on a slice of the real corpus."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -83,3 +84,23 @@ def test_script_help_lists_the_options_without_importing_torch():
     assert result.returncode == 0, result.stderr[-2000:]
     for option in ("--task", "--device", "--encoder", "--epochs", "--precision", "--max-train"):
         assert option in result.stdout
+
+
+def test_gpu_checks_script_runs_each_named_check_under_its_limit(tmp_path):
+    """scripts/gpu_checks.sh, with a stand-in Python that records its arguments (one fails)."""
+    stand_in = tmp_path / "python"
+    stand_in.write_text('#!/bin/sh\necho "$@"\ncase "$*" in *--task\\ tc*) exit 3;; esac\n')
+    stand_in.chmod(0o755)
+    out = tmp_path / "out"
+    env = {"PATH": "/usr/bin:/bin", "OUT": str(out), "PYTHON": str(stand_in), "GPU_CHECK_LIMIT": "30"}
+    run = subprocess.run(["bash", "scripts/gpu_checks.sh", "ner", "tc", "pytest"], cwd=REPO, env=env,
+                         capture_output=True, text=True)
+    assert run.returncode == 1, run.stderr
+    summary = [re.sub(r"after \d+ s", "after N s", line) for line in (out / "summary.txt").read_text().splitlines()]
+    assert summary == ["ner: exit 0 after N s (limit 30 s)", "tc: exit 3 after N s (limit 30 s)",
+                       "pytest: exit 0 after N s (limit 30 s)"]
+    assert (out / "ner" / "log.txt").read_text() == f"scripts/benchmark_speed.py --epochs 5 --out-dir {out}/ner\n"
+    assert (out / "pytest" / "log.txt").read_text() == "-m pytest -m gpu -q\n"
+    unknown = subprocess.run(["bash", "scripts/gpu_checks.sh", "graphs"], cwd=REPO, env=env, capture_output=True,
+                             text=True)
+    assert unknown.returncode == 2 and "unknown check 'graphs'" in unknown.stderr

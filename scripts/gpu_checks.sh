@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# The GPU measurements of README "Measured on a GPU", one call on a lent CUDA machine:
+#
+#   source .cuda-bundle/setup.sh; bash scripts/gpu_checks.sh [ner] [base] [tc] [pytest] [compile]
+#
+# (no names: all five, in that order). Each check runs under its own time limit (seconds,
+# GPU_CHECK_LIMIT, default 240), so one that hangs cannot eat the others' device time, and
+# writes into ${OUT:-experiments/gpu_checks}/<name>/: the speed benchmark's speed.json and
+# speed.md, and log.txt. A check that fails or runs out of time is reported; the rest still run.
+set -u
+out=${OUT:-experiments/gpu_checks}
+limit=${GPU_CHECK_LIMIT:-240}
+python=${PYTHON:-python3}
+checks=("$@")
+[ ${#checks[@]} -eq 0 ] && checks=(ner base tc pytest compile)
+
+mkdir -p "$out"
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv > "$out/gpu.txt" 2>&1
+[ -d data/ncbi_ner ] || "$python" scripts/prepare_data.py > "$out/prepare_data.log" 2>&1
+
+status=0
+for check in "${checks[@]}"; do
+    dir="$out/$check"
+    mkdir -p "$dir"
+    case $check in
+        ner) command=("$python" scripts/benchmark_speed.py --epochs 5 --out-dir "$dir") ;;
+        base) command=("$python" scripts/benchmark_speed.py --encoder base-random --epochs 2 --out-dir "$dir") ;;
+        tc) command=("$python" scripts/benchmark_speed.py --task tc --epochs 2 --out-dir "$dir") ;;
+        pytest) command=("$python" -m pytest -m gpu -q) ;;
+        compile) command=("$python" scripts/benchmark_speed.py --epochs 5 --pipelines bertlab --out-dir "$dir"
+                          --variant compile model.compile=true
+                          --variant graphs model.compile=true model.compile_mode=reduce-overhead) ;;
+        *) echo "gpu_checks: unknown check '$check' (ner, base, tc, pytest, compile)" >&2; exit 2 ;;
+    esac
+    start=$SECONDS
+    timeout "$limit" "${command[@]}" > "$dir/log.txt" 2>&1
+    rc=$?
+    echo "$check: exit $rc after $((SECONDS - start)) s (limit $limit s)" | tee -a "$out/summary.txt"
+    [ $rc -eq 0 ] || status=1
+done
+exit $status
