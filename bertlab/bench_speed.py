@@ -43,6 +43,7 @@ RANDOM_SHAPES = {
     "tiny-random": {"hidden_size": 128, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 512},
 }
 TASK_DEFAULTS = {"ner": {"max_seq_length": 128}, "tc": {"max_seq_length": 256}}
+WARMUP_RATIO = 0.1  # one schedule for all three (bertlab's NER default chose none on dev; the others' is 10%)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -237,7 +238,8 @@ def run(args: argparse.Namespace) -> dict:
     encoder = prepare_encoder(args.encoder, out / "encoders", args.seed)
     spec = {"task": args.task, "device": device, "precision": precision, "encoder": encoder,
             "encoder_name": args.encoder, "data_dir": str(out / "data"), "epochs": args.epochs,
-            "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed, "counts": counts,
+            "batch_size": args.batch_size, "lr": args.lr, "warmup_ratio": WARMUP_RATIO, "seed": args.seed,
+            "counts": counts,
             **TASK_DEFAULTS[args.task]}
     print(f"speed benchmark: {args.task}, {device} {precision}, encoder {args.encoder}, {args.epochs} epochs, "
           f"batch {args.batch_size}, {counts['train']} training items; out {out}", flush=True)

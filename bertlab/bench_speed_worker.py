@@ -125,7 +125,8 @@ def run_bertlab(spec: dict, clock: Clock) -> tuple[float, float, float]:
         # parameter is updated in every step and the tags are the model's own, as in the other
         # pipelines (no frozen warm start, no abbreviation step).
         overrides += [f"trainer.max_epochs={spec['epochs']}", f"model.train_ds.batch_size={spec['batch_size']}",
-                      f"model.optim.lr={spec['lr']}", f"model.dataset.max_seq_length={spec['max_seq_length']}",
+                      f"model.optim.lr={spec['lr']}", f"model.optim.sched.warmup_ratio={spec['warmup_ratio']}",
+                      f"model.dataset.max_seq_length={spec['max_seq_length']}",
                       "exp_manager.create_checkpoint_callback=false", "model.freeze_embeddings_epochs=0"]
         if spec["task"] == "ner":
             overrides.append("model.propagate_abbreviations=false")
@@ -168,7 +169,7 @@ def nemo_config(spec: dict):
     cfg.tokenizer.tokenizer_name = spec["encoder"]
     cfg.dataset.max_seq_length = spec["max_seq_length"]
     cfg.train_ds.batch_size = spec["batch_size"]
-    cfg.optim.lr = spec["lr"]
+    cfg.optim.lr, cfg.optim.sched.warmup_ratio = spec["lr"], spec["warmup_ratio"]
     if spec["task"] == "ner":
         cfg.dataset.data_dir = spec["data_dir"]
         cfg.dataset.pin_memory = False
@@ -214,7 +215,7 @@ def run_nemo(spec: dict, clock: Clock) -> tuple[float, float, None]:
 def hf_recipe(spec: dict) -> dict:
     """The Hugging Face run's settings: the speed benchmark's shared ones, or the quality
     benchmark's candidate recipe (``spec["hf"]``) over the same defaults."""
-    shared = {key: spec[key] for key in ("epochs", "batch_size", "lr", "max_seq_length") if key in spec}
+    shared = {key: spec[key] for key in ("epochs", "batch_size", "lr", "warmup_ratio", "max_seq_length") if key in spec}
     return {"warmup_ratio": 0.1, "weight_decay": 0.01, **shared, **spec.get("hf", {})}
 
 
