@@ -239,8 +239,7 @@ def run(args: argparse.Namespace) -> dict:
     spec = {"task": args.task, "device": device, "precision": precision, "encoder": encoder,
             "encoder_name": args.encoder, "data_dir": str(out / "data"), "epochs": args.epochs,
             "batch_size": args.batch_size, "lr": args.lr, "warmup_ratio": WARMUP_RATIO, "seed": args.seed,
-            "counts": counts,
-            **TASK_DEFAULTS[args.task]}
+            "counts": counts, **TASK_DEFAULTS[args.task]}
     print(f"speed benchmark: {args.task}, {device} {precision}, encoder {args.encoder}, {args.epochs} epochs, "
           f"batch {args.batch_size}, {counts['train']} training items; out {out}", flush=True)
     results = [run_pipeline(p, spec, out) for p in pipelines]

@@ -9,7 +9,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import NCBI_DIR, REPO
+from conftest import NCBI_DIR, REPO, compose_config
 
 from bertlab.bench_speed import PIPELINES, main
 from bertlab.config import ConfigError
@@ -58,6 +58,7 @@ def test_a_variant_trains_bertlab_with_its_overrides(tmp_path):
     assert "| bertlab-padded | " in table
     records = {path.parts[-4]: path.read_text() for path in (tmp_path / "speed").glob("bertlab*/*/*/config.yaml")}
     assert "unpadded: false" in records["bertlab-padded"] and "unpadded: null" in records["bertlab"]
+    assert "warmup_ratio: 0.1" in records["bertlab"]  # the benchmark's schedule, not the NER default's
     # No checkpoint writes while timing (as stock NeMo), unless a variant asks for them.
     runs = (tmp_path / "speed").glob("bertlab*/")
     written = {run.name: bool(list(run.glob("*/*/checkpoints/*.ckpt"))) for run in runs}
@@ -73,6 +74,18 @@ def test_a_variant_trains_bertlab_with_its_overrides(tmp_path):
 def test_bad_options_are_config_errors(args, message, tmp_path):
     with pytest.raises(ConfigError, match=message):
         main(["--device", "cpu", "--corpus", str(NCBI_DIR), "--out-dir", str(tmp_path), *args])
+
+
+def test_stock_nemo_and_hugging_face_get_the_benchmarks_warmup():
+    """One schedule for all three, whatever the NER default's warmup (none, chosen on dev)."""
+    from bertlab.bench_speed import WARMUP_RATIO
+    from bertlab.bench_speed_worker import hf_recipe, nemo_config
+
+    spec = {"task": "ner", "encoder": "minilm", "max_seq_length": 128, "batch_size": 32, "lr": 1e-4,
+            "warmup_ratio": WARMUP_RATIO, "data_dir": "data", "epochs": 2}
+    assert compose_config("train_ner").model.optim.sched.warmup_ratio == 0.0
+    assert nemo_config(spec).optim.sched.warmup_ratio == WARMUP_RATIO == hf_recipe(spec)["warmup_ratio"] == 0.1
+
 
 
 def test_script_help_lists_the_options_without_importing_torch():
