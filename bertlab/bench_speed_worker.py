@@ -216,7 +216,7 @@ def hf_recipe(spec: dict) -> dict:
     """The Hugging Face run's settings: the speed benchmark's shared ones, or the quality
     benchmark's candidate recipe (``spec["hf"]``) over the same defaults."""
     shared = {key: spec[key] for key in ("epochs", "batch_size", "lr", "warmup_ratio", "max_seq_length") if key in spec}
-    return {"warmup_ratio": 0.1, "weight_decay": 0.01, **shared, **spec.get("hf", {})}
+    return {"weight_decay": 0.01, **shared, **spec.get("hf", {})}  # warmup: the spec's, or the grid's
 
 
 def run_hf(spec: dict, clock: Clock) -> tuple[float, float, float | None]:

@@ -87,7 +87,6 @@ def test_stock_nemo_and_hugging_face_get_the_benchmarks_warmup():
     assert nemo_config(spec).optim.sched.warmup_ratio == WARMUP_RATIO == hf_recipe(spec)["warmup_ratio"] == 0.1
 
 
-
 def test_script_help_lists_the_options_without_importing_torch():
     probe = ("import runpy, sys; sys.argv = [sys.argv[1], '--help']\n"
              "try:\n    runpy.run_path(sys.argv[0], run_name='__main__')\nexcept SystemExit:\n    pass\n"
