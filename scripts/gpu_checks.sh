@@ -15,6 +15,12 @@ limit=${GPU_CHECK_LIMIT:-360}
 python=${PYTHON:-python3}
 checks=("$@")
 [ ${#checks[@]} -eq 0 ] && checks=(ner base tc pytest compile)
+for check in "${checks[@]}"; do   # a typo fails here, before any check spends device time
+    case $check in
+        ner|base|tc|pytest|compile) ;;
+        *) echo "gpu_checks: unknown check '$check' (ner, base, tc, pytest, compile)" >&2; exit 2 ;;
+    esac
+done
 
 mkdir -p "$out"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv > "$out/gpu.txt" 2>&1
@@ -32,7 +38,6 @@ for check in "${checks[@]}"; do
         compile) command=("$python" scripts/benchmark_speed.py --epochs 5 --pipelines bertlab --out-dir "$dir"
                           --variant compile model.compile=true
                           --variant graphs model.compile=true model.compile_mode=reduce-overhead) ;;
-        *) echo "gpu_checks: unknown check '$check' (ner, base, tc, pytest, compile)" >&2; exit 2 ;;
     esac
     start=$SECONDS
     timeout "$limit" "${command[@]}" > "$dir/log.txt" 2>&1

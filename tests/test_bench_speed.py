@@ -113,6 +113,8 @@ def test_gpu_checks_script_runs_each_named_check_under_its_limit(tmp_path):
                        "pytest: exit 0 after N s (limit 30 s)"]
     assert (out / "ner" / "log.txt").read_text() == f"scripts/benchmark_speed.py --epochs 5 --out-dir {out}/ner\n"
     assert (out / "pytest" / "log.txt").read_text() == "-m pytest -m gpu -q\n"
-    unknown = subprocess.run(["bash", "scripts/gpu_checks.sh", "graphs"], cwd=REPO, env=env, capture_output=True,
-                             text=True)
+    typo_out = tmp_path / "typo"
+    unknown = subprocess.run(["bash", "scripts/gpu_checks.sh", "ner", "graphs"], cwd=REPO,
+                             env={**env, "OUT": str(typo_out)}, capture_output=True, text=True)
     assert unknown.returncode == 2 and "unknown check 'graphs'" in unknown.stderr
+    assert not typo_out.exists()   # rejected before ner ran
