@@ -51,6 +51,26 @@ def test_recipes_are_chosen_on_dev_then_run_with_every_seed(tmp_path):
     assert main(args) == 1
     assert {p: p.stat().st_mtime_ns for p in out.glob("*.log")} == logs
     assert json.loads((out / "quality.json").read_text())["final"] == report["final"]
+    # Chosen on the mean dev over both seeds instead: only the loser's second seed is new.
+    assert main([*args, "--select-seeds", "2"]) == 1
+    assert len(list(out.glob("*.log"))) == 6
+    report = json.loads((out / "quality.json").read_text())
+    assert report["select_seeds"] == [1, 2]
+    runs = {(r["recipe"], r["seed"]): r for r in report["selection"] if r["pipeline"] == "bertlab"}
+    assert set(runs) == {("head", 1), ("head", 2), ("head_tail", 1), ("head_tail", 2)}
+    dev_means = {recipe: (runs[recipe, 1]["dev_f1"] + runs[recipe, 2]["dev_f1"]) / 2
+                 for recipe in ("head", "head_tail")}
+    final = report["final"]["bertlab"]
+    assert final["recipe"] == max(dev_means, key=dev_means.get)  # dict order is grid order: a tie goes to head
+    assert final["test"] == [runs[final["recipe"], seed]["f1"] for seed in (1, 2)]
+    assert final["dev_mean"] == pytest.approx(dev_means[final["recipe"]])
+    assert "| bertlab | head_tail" in (out / "quality.md").read_text()
+
+
+@pytest.mark.parametrize("select_seeds", ["0", "3"])
+def test_select_seeds_must_lie_within_the_seeds(select_seeds):
+    with pytest.raises(ConfigError, match="--select-seeds must lie between 1 and the number of --seeds \\(2\\)"):
+        main(["--task", "tc", "--seeds", "1,2", "--select-seeds", select_seeds])
 
 
 @pytest.mark.parametrize(("text", "message"), [
