@@ -134,9 +134,12 @@ def verdict(final: dict, grid: dict) -> dict:
 
 def format_markdown(report: dict) -> str:
     metric = report["metric"]
+    select_seeds = report["select_seeds"]
+    chosen_on = (f"seed {select_seeds[0]}" if len(select_seeds) == 1
+                 else f"the mean over seeds {', '.join(map(str, select_seeds))}")
     lines = [f"{report['task'].upper()}, {report['device']} {report['precision']}, embedded MiniLM-L6-H384; "
              f"{report['machine']}; {report['date']}; `{report['command']}`", "",
-             f"Recipes chosen on dev (the mean over seeds {', '.join(map(str, report['select_seeds']))}; "
+             f"Recipes chosen on dev ({chosen_on}; "
              "the test column is not used to choose; a tie on dev goes to the candidate listed first):", "",
              f"| pipeline | recipe | seed | dev {metric} | test {metric} | epochs | fit min |",
              "|---|---|---:|---:|---:|---:|---:|"]

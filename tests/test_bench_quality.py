@@ -45,6 +45,7 @@ def test_recipes_are_chosen_on_dev_then_run_with_every_seed(tmp_path):
     assert report["verdict"]["lead"] == pytest.approx(final["bertlab"]["mean"] - final["hf"]["mean"])
     markdown = (out / "quality.md").read_text()
     assert "(chosen)" in markdown and "mean +- std" in markdown and "FAIL" in markdown
+    assert "Recipes chosen on dev (seed 1;" in markdown
     # A second call resumes: every run's result is there, nothing trains again.
     logs = {p: p.stat().st_mtime_ns for p in out.glob("*.log")}
     assert len(logs) == 5
@@ -64,7 +65,8 @@ def test_recipes_are_chosen_on_dev_then_run_with_every_seed(tmp_path):
     assert final["recipe"] == max(dev_means, key=dev_means.get)  # dict order is grid order: a tie goes to head
     assert final["test"] == [runs[final["recipe"], seed]["f1"] for seed in (1, 2)]
     assert final["dev_mean"] == pytest.approx(dev_means[final["recipe"]])
-    assert "| bertlab | head_tail" in (out / "quality.md").read_text()
+    markdown = (out / "quality.md").read_text()
+    assert "| bertlab | head_tail" in markdown and "Recipes chosen on dev (the mean over seeds 1, 2;" in markdown
 
 
 @pytest.mark.parametrize("select_seeds", ["0", "3"])
