@@ -13,13 +13,12 @@ set -u
 out=${OUT:-experiments/gpu_checks}
 limit=${GPU_CHECK_LIMIT:-360}
 python=${PYTHON:-python3}
+known=(ner base tc pytest compile)
 checks=("$@")
-[ ${#checks[@]} -eq 0 ] && checks=(ner base tc pytest compile)
+[ ${#checks[@]} -eq 0 ] && checks=("${known[@]}")
+is_known() { local name; for name in "${known[@]}"; do [ "$name" = "$1" ] && return 0; done; return 1; }
 for check in "${checks[@]}"; do   # a typo fails here, before any check spends device time
-    case $check in
-        ner|base|tc|pytest|compile) ;;
-        *) echo "gpu_checks: unknown check '$check' (ner, base, tc, pytest, compile)" >&2; exit 2 ;;
-    esac
+    is_known "$check" || { echo "gpu_checks: unknown check '$check' (${known[*]})" >&2; exit 2; }
 done
 
 mkdir -p "$out"
