@@ -28,6 +28,7 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from bertlab.bench_speed import REPO, _corpus_dir, prepare_data, prepare_encoder, resolve_device, run_pipeline
+from bertlab.bench_speed_worker import HF_RECIPE_KEYS
 from bertlab.config import ConfigError
 from bertlab.io import atomic_write
 
@@ -65,6 +66,12 @@ def load_grid(path: Path, pipelines: tuple[str, ...] = PIPELINES, candidates: st
     for key in ("target", "margin", "bertlab", "hf", "hf_defaults"):
         if key not in grid:
             raise ConfigError(f"{path}: missing key {key!r}")
+    unknown = sorted({f"hf.{name}.{key}" for name, recipe in (grid["hf"] or {}).items() for key in recipe
+                      if key not in HF_RECIPE_KEYS}
+                     | {f"hf_defaults.{key}" for key in grid["hf_defaults"] or {} if key not in HF_RECIPE_KEYS})
+    if unknown:  # a misspelt setting would otherwise train the defaults under the recipe's name
+        raise ConfigError(f"{path}: unknown Hugging Face setting {', '.join(unknown)} (known: "
+                          f"{', '.join(sorted(HF_RECIPE_KEYS))})")
     if candidates is not None:
         keep = {name.strip() for name in candidates.split(",")}
         for pipeline in PIPELINES:

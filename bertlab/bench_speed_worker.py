@@ -212,11 +212,39 @@ def run_nemo(spec: dict, clock: Clock) -> tuple[float, float, None]:
 # --- Hugging Face -----------------------------------------------------------------------
 
 
+# What a quality grid's Hugging Face recipe may set (conf/quality/*.yaml, ``hf`` and ``hf_defaults``).
+HF_RECIPE_KEYS = frozenset({"epochs", "batch_size", "lr", "warmup_ratio", "max_seq_length", "weight_decay",
+                            "propagate_abbreviations",  # NER: bertlab's abbreviation step on the predictions
+                            "class_weights"})           # "balanced": NeMo's weighted_loss weights, see below
+
+
 def hf_recipe(spec: dict) -> dict:
     """The Hugging Face run's settings: the speed benchmark's shared ones, or the quality
     benchmark's candidate recipe (``spec["hf"]``) over the same defaults."""
     shared = {key: spec[key] for key in ("epochs", "batch_size", "lr", "warmup_ratio", "max_seq_length") if key in spec}
     return {"weight_decay": 0.01, **shared, **spec.get("hf", {})}  # warmup: the spec's, or the grid's
+
+
+def weighted_cross_entropy(labels: list[int], num_labels: int):
+    """A Trainer ``compute_loss_func``: cross-entropy with each class weighted by
+    n / (classes x its count) in ``labels`` (sklearn's "balanced", the weights NeMo's
+    ``class_balancing: weighted_loss`` computes), padding labels (-100) left out."""
+    import numpy as np
+    import torch
+    from sklearn.utils.class_weight import compute_class_weight
+
+    present = np.array([label for label in labels if label != -100])
+    weights = np.ones(num_labels)
+    classes = np.unique(present)
+    weights[classes] = compute_class_weight("balanced", classes=classes, y=present)
+    weight = torch.tensor(weights, dtype=torch.float32)
+    print(f"class-weighted cross-entropy, weights {[round(w, 4) for w in weights.tolist()]}", flush=True)
+
+    def loss(outputs, labels, num_items_in_batch=None):
+        logits = outputs["logits"]
+        return torch.nn.functional.cross_entropy(logits.view(-1, logits.shape[-1]).float(), labels.view(-1),
+                                                 weight=weight.to(logits.device), ignore_index=-100)
+    return loss
 
 
 def run_hf(spec: dict, clock: Clock) -> tuple[float, float, float | None]:
@@ -288,6 +316,12 @@ def run_hf(spec: dict, clock: Clock) -> tuple[float, float, float | None]:
             return _score(spec, [item["labels"] for item in data[split]], np.argmax(logits, axis=-1).tolist())
 
     cuda, keep_best = spec["device"] == "cuda", "hf" in spec
+    compute_loss_func = None
+    if recipe.get("class_weights") == "balanced":
+        compute_loss_func = weighted_cross_entropy([label for item in data["train"] for label in
+                                                    np.atleast_1d(item["labels"])], model.config.num_labels)
+    elif recipe.get("class_weights") is not None:
+        raise ValueError(f"class_weights: 'balanced' or null, got {recipe['class_weights']!r}")
     args = TrainingArguments(
         output_dir=spec["work_dir"], per_device_train_batch_size=recipe["batch_size"], per_device_eval_batch_size=64,
         num_train_epochs=recipe["epochs"], learning_rate=recipe["lr"], weight_decay=recipe["weight_decay"],
@@ -297,7 +331,7 @@ def run_hf(spec: dict, clock: Clock) -> tuple[float, float, float | None]:
         load_best_model_at_end=keep_best, metric_for_best_model="f1" if keep_best else None,
         logging_steps=10, report_to=[], disable_tqdm=True, seed=spec["seed"], dataloader_num_workers=0)
     trainer = Trainer(model=model, args=args, train_dataset=data["train"], eval_dataset=data["dev"],
-                      data_collator=collator, callbacks=[ClockCallback()],
+                      data_collator=collator, callbacks=[ClockCallback()], compute_loss_func=compute_loss_func,
                       compute_metrics=(lambda output: {"f1": score("dev", *output)}) if keep_best else None)
     started = time.perf_counter()
     trainer.train()

@@ -78,6 +78,10 @@ def test_select_seeds_must_lie_within_the_seeds(select_seeds):
 @pytest.mark.parametrize(("text", "message"), [
     ("target: 0.9\n", "missing key 'margin'"),
     ("target: 0.9\nmargin: 0.01\nbertlab: {}\nhf: {a: {}}\nhf_defaults: {}\n", "bertlab needs at least one"),
+    ("target: 0.9\nmargin: 0.01\nbertlab: {a: []}\nhf: {a: {lr: 1.0e-4, class_weight: balanced}}\nhf_defaults: {}\n",
+     "unknown Hugging Face setting hf.a.class_weight "),
+    ("target: 0.9\nmargin: 0.01\nbertlab: {a: []}\nhf: {a: {}}\nhf_defaults: {epoch: 5}\n",
+     "unknown Hugging Face setting hf_defaults.epoch "),
 ])
 def test_bad_grid_is_a_config_error(text, message, tmp_path):
     path = tmp_path / "grid.yaml"
@@ -132,3 +136,34 @@ def test_hugging_face_ner_is_scored_on_test_when_dev_and_test_differ_in_size(tmp
     result = run_pipeline("hf", spec, tmp_path)
     assert "error" not in result, result.get("error")
     assert 0 <= result["f1"] <= 1 and 0 <= result["dev_f1"] <= 1
+
+
+def test_hugging_face_class_weights_are_nemos_balanced_weights():
+    """``class_weights: balanced`` weighs each class by n / (classes x count), NeMo's
+    weighted_loss weights; padding labels count for nothing."""
+    import torch
+
+    from bertlab.bench_speed_worker import weighted_cross_entropy
+
+    loss = weighted_cross_entropy([0, 0, 0, 1, -100], num_labels=3)  # class 2 absent: weight 1
+    logits = torch.tensor([[2.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 3.0], [1.0, 1.0, 1.0]])
+    labels = torch.tensor([0, 1, 2, -100])
+    expected = torch.nn.functional.cross_entropy(logits, labels, weight=torch.tensor([4 / 6, 2.0, 1.0]))
+    assert loss({"logits": logits}, labels).item() == pytest.approx(expected.item())
+    assert expected.item() != pytest.approx(torch.nn.functional.cross_entropy(logits, labels).item())
+
+
+def test_hugging_face_trains_with_class_weights(tmp_path):
+    from bertlab.bench_speed import prepare_data, prepare_encoder, run_pipeline
+
+    counts = prepare_data("tc", NCBI_DIR, tmp_path / "data", 24, 12)
+    spec = {"task": "tc", "device": "cpu", "precision": "32", "encoder": prepare_encoder("tiny-random", tmp_path, 0),
+            "encoder_name": "tiny-random", "data_dir": str(tmp_path / "data"), "counts": counts, "seed": 1,
+            "hf": {"epochs": 1, "batch_size": 8, "max_seq_length": 64, "warmup_ratio": 0.1, "weight_decay": 0.01,
+                   "lr": 1e-4, "class_weights": "balanced"}}
+    result = run_pipeline("hf", spec, tmp_path)
+    assert "error" not in result, result.get("error")
+    assert 0 <= result["f1"] <= 1 and 0 <= result["dev_f1"] <= 1
+    assert "class-weighted cross-entropy, weights [" in (tmp_path / "hf.log").read_text()
+    bad = run_pipeline("hf", {**spec, "hf": {**spec["hf"], "class_weights": "inverse"}}, tmp_path, name="bad")
+    assert "class_weights: 'balanced' or null, got 'inverse'" in bad["error"]
