@@ -30,7 +30,9 @@ What the subclasses change, and why:
 
 from __future__ import annotations
 
+import logging
 import tempfile
+from collections import Counter
 from pathlib import Path
 
 import torch
@@ -41,6 +43,8 @@ from torch.utils.data import DataLoader
 
 from bertlab.metrics import classification_scores, entity_scores
 from bertlab.unpadded import apply_unpadded, set_first_token_only
+
+log = logging.getLogger(__name__)
 
 
 def _gather(items: list) -> list:
@@ -321,6 +325,23 @@ class TextClassifier(_EpochMetricsMixin, TextClassificationModel):
         dataset = text_classification_dataset(self.tokenizer, cfg.file_path, data.max_seq_length,
                                               check_strategy(data.get("long_text", "head")), cfg.get("num_samples", -1))
         return self._fast_loader(dataset, cfg, cfg.get("num_workers", 0), cfg.get("drop_last", False))
+
+    def setup_training_data(self, train_data_config=None):
+        """NeMo's, with the weighted loss's class weights counted here: NeMo's
+        ``calc_class_weights`` writes label statistics into the data directory."""
+        from bertlab.data.tsv import read_labeled_tsv
+        from bertlab.nemo_data import class_weights
+
+        cfg = train_data_config or self._cfg.train_ds
+        if not cfg or not cfg.get("file_path"):
+            return
+        self._train_dl = self._setup_dataloader_from_config(cfg=cfg)
+        self.class_weights = None
+        if self.dataset_cfg.get("class_balancing") == "weighted_loss":
+            counts = Counter(label for _, label in read_labeled_tsv(cfg.file_path).rows)
+            self.class_weights = class_weights(counts, self.dataset_cfg.num_classes)
+            log.info("class-weighted loss, weights %s", [round(w, 4) for w in self.class_weights])
+        self.create_loss_module()
 
     def batch_loss(self, batch):
         input_ids, input_type_ids, input_mask, labels = batch[:4]

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -136,8 +136,6 @@ def document_rows(lengths: Sequence[int], documents: Sequence[str | None], budge
 def label_ids_and_weights(labels_path: str | Path, pad_label: str, weighted: bool):
     """NeMo's label mapping for a training labels file (the pad label first, then sorted) and,
     for ``class_balancing: weighted_loss``, NeMo's class weights, computed from the counts."""
-    from nemo.collections.nlp.data.data_utils.data_preprocessing import fill_class_weights, get_freq_weights
-
     counts = Counter(tag for line in Path(labels_path).read_text(encoding="utf-8").splitlines()
                      for tag in line.split())
     label_ids = {pad_label: 0}
@@ -145,5 +143,12 @@ def label_ids_and_weights(labels_path: str | Path, pad_label: str, weighted: boo
         label_ids[label] = len(label_ids)
     if not weighted:
         return label_ids, None
-    frequencies = {label_ids[label]: count for label, count in counts.items()}
-    return label_ids, fill_class_weights(get_freq_weights(frequencies), max(label_ids.values()))
+    return label_ids, class_weights({label_ids[label]: count for label, count in counts.items()}, len(label_ids))
+
+
+def class_weights(frequencies: Mapping[int, int], num_classes: int) -> list[float]:
+    """NeMo's ``class_balancing: weighted_loss`` weights for label ``frequencies`` (id: count):
+    n / (classes x count), 1 for a class that does not occur."""
+    from nemo.collections.nlp.data.data_utils.data_preprocessing import fill_class_weights, get_freq_weights
+
+    return fill_class_weights(get_freq_weights(dict(frequencies)), num_classes - 1)

@@ -337,7 +337,7 @@ def test_data_directories_are_only_read_and_never_unpickled(tiny_ner, tiny_tc3, 
 
     run = tiny_ner_run(ner_data, tmp_path / "exp", ["model.dataset.class_balancing=weighted_loss",
                                                     "model.dataset.use_cache=true"])
-    train(tc_config(tc_data, tmp_path / "exp"))
+    train(tc_config(tc_data, tmp_path / "exp", ["model.dataset.class_balancing=weighted_loss"]))
     assert not marker.exists()
     assert _snapshot(ner_data) == before_ner and _snapshot(tc_data) == before_tc, "nothing written there"
     assert json.loads((run.log_dir / "metrics.json").read_text())["entity"]["support"] > 0
