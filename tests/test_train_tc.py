@@ -152,8 +152,8 @@ def test_pooler_pooling_starts_from_the_pretrained_pooler_and_restores(tiny_tc3,
 
 def test_weighted_loss_weighs_classes_by_their_training_counts(tiny_tc3, tmp_path):
     """``model.dataset.class_balancing=weighted_loss``: NeMo's weights, n / (classes x count)
-    over the training texts, in the loss (that the data directory stays untouched, which
-    NeMo's own path would not leave it: tests/test_tracking.py)."""
+    over the training texts, in the loss (tests/test_tracking.py checks that the data
+    directory stays untouched, which NeMo's own path would not)."""
     from collections import Counter
 
     from bertlab.data.tsv import read_labeled_tsv
@@ -161,7 +161,7 @@ def test_weighted_loss_weighs_classes_by_their_training_counts(tiny_tc3, tmp_pat
     run = train(tc_config(tiny_tc3, tmp_path, ["model.dataset.class_balancing=weighted_loss"]))
     counts = Counter(label for _, label in read_labeled_tsv(tiny_tc3 / "train_nemo_format.tsv").rows)
     total = sum(counts.values())
-    weights = [round(total / (3 * counts[label]), 4) if counts[label] else 1.0 for label in range(3)]
+    weights = [round(total / (len(counts) * counts[label]), 4) if counts[label] else 1.0 for label in range(3)]
     assert len(set(weights)) > 1  # the tiny split is unbalanced, so the test can tell
     assert f"class-weighted loss, weights {weights}" in (run.log_dir / "train.log").read_text()
     assert 0 <= json.loads((run.log_dir / "metrics.json").read_text())["macro_f1"] <= 1
