@@ -215,7 +215,7 @@ def run_nemo(spec: dict, clock: Clock) -> tuple[float, float, None]:
 # What a quality grid's Hugging Face recipe may set (conf/quality/*.yaml, ``hf`` and ``hf_defaults``).
 HF_RECIPE_KEYS = frozenset({"epochs", "batch_size", "lr", "warmup_ratio", "max_seq_length", "weight_decay",
                             "propagate_abbreviations",  # NER: bertlab's abbreviation step on the predictions
-                            "class_weights"})           # "balanced": NeMo's weighted_loss weights, see below
+                            "class_weights"})           # "balanced": bertlab's weighted_loss weights, see below
 
 
 def hf_recipe(spec: dict) -> dict:
@@ -227,18 +227,17 @@ def hf_recipe(spec: dict) -> dict:
 
 def weighted_cross_entropy(labels: list[int], num_labels: int):
     """A Trainer ``compute_loss_func``: cross-entropy with each class weighted by
-    n / (classes x its count) in ``labels`` (sklearn's "balanced", the weights NeMo's
-    ``class_balancing: weighted_loss`` computes), padding labels (-100) left out."""
-    import numpy as np
-    import torch
-    from sklearn.utils.class_weight import compute_class_weight
+    n / (classes x its count) in ``labels``, bertlab's ``class_balancing: weighted_loss``
+    weights (:func:`bertlab.nemo_data.class_weights`), padding labels (-100) left out."""
+    from collections import Counter
 
-    present = np.array([label for label in labels if label != -100])
-    weights = np.ones(num_labels)
-    classes = np.unique(present)
-    weights[classes] = compute_class_weight("balanced", classes=classes, y=present)
+    import torch
+
+    from bertlab.nemo_data import class_weights
+
+    weights = class_weights(Counter(int(label) for label in labels if label != -100), num_labels)
     weight = torch.tensor(weights, dtype=torch.float32)
-    print(f"class-weighted cross-entropy, weights {[round(w, 4) for w in weights.tolist()]}", flush=True)
+    print(f"class-weighted cross-entropy, weights {[round(w, 4) for w in weights]}", flush=True)
 
     def loss(outputs, labels, num_items_in_batch=None):
         logits = outputs["logits"]

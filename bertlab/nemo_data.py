@@ -147,8 +147,10 @@ def label_ids_and_weights(labels_path: str | Path, pad_label: str, weighted: boo
 
 
 def class_weights(frequencies: Mapping[int, int], num_classes: int) -> list[float]:
-    """NeMo's ``class_balancing: weighted_loss`` weights for label ``frequencies`` (id: count):
-    n / (classes x count), 1 for a class that does not occur."""
-    from nemo.collections.nlp.data.data_utils.data_preprocessing import fill_class_weights, get_freq_weights
-
-    return fill_class_weights(get_freq_weights(dict(frequencies)), num_classes - 1)
+    """The ``class_balancing: weighted_loss`` weights for label ``frequencies`` (id: count),
+    NeMo's formula (``get_freq_weights``, ``fill_class_weights``) without importing NeMo, so
+    the Hugging Face baseline computes the very same: n / (classes present x count), 1 for a
+    class that does not occur."""
+    total = sum(frequencies.values())
+    return [total / (len(frequencies) * frequencies[label]) if frequencies.get(label) else 1.0
+            for label in range(num_classes)]
