@@ -215,7 +215,8 @@ def run_nemo(spec: dict, clock: Clock) -> tuple[float, float, None]:
 # What a quality grid's Hugging Face recipe may set (conf/quality/*.yaml, ``hf`` and ``hf_defaults``).
 HF_RECIPE_KEYS = frozenset({"epochs", "batch_size", "lr", "warmup_ratio", "max_seq_length", "weight_decay",
                             "propagate_abbreviations",  # NER: bertlab's abbreviation step on the predictions
-                            "class_weights"})           # "balanced": bertlab's weighted_loss weights, see below
+                            "class_weights",            # "balanced": bertlab's weighted_loss weights, see below
+                            "average_last_epochs"})     # N: the final model is the mean of the last N epochs'
 
 
 def hf_recipe(spec: dict) -> dict:
@@ -244,6 +245,26 @@ def weighted_cross_entropy(labels: list[int], num_labels: int):
         return torch.nn.functional.cross_entropy(logits.view(-1, logits.shape[-1]).float(), labels.view(-1),
                                                  weight=weight.to(logits.device), ignore_index=-100)
     return loss
+
+
+def epoch_weight_average(epochs: int, max_epochs: int):
+    """A Trainer callback: bertlab's ``model.average_last_epochs`` (:mod:`bertlab.averaging`), the
+    running mean of the weights at the end of each of the last ``epochs`` of ``max_epochs``."""
+    from transformers import TrainerCallback
+
+    from bertlab.averaging import RunningAverage
+
+    if not 0 < epochs <= max_epochs:
+        raise ValueError(f"average_last_epochs: expected 1 to epochs ({max_epochs}), got {epochs}")
+
+    class EpochWeightAverage(TrainerCallback):
+        def __init__(self):
+            self.average = RunningAverage()
+
+        def on_epoch_end(self, args, state, control, model=None, **kwargs):
+            if round(state.epoch) > max_epochs - epochs:  # state.epoch: the epochs done
+                self.average.update(model)
+    return EpochWeightAverage()
 
 
 def run_hf(spec: dict, clock: Clock) -> tuple[float, float, float | None]:
@@ -314,7 +335,11 @@ def run_hf(spec: dict, clock: Clock) -> tuple[float, float, float | None]:
         def score(split, logits, label_ids_):
             return _score(spec, [item["labels"] for item in data[split]], np.argmax(logits, axis=-1).tolist())
 
-    cuda, keep_best = spec["device"] == "cuda", "hf" in spec
+    cuda, average = spec["device"] == "cuda", recipe.get("average_last_epochs") or 0
+    keep_best = "hf" in spec and not average  # the averaged weights replace the best epoch's
+    callbacks = [ClockCallback()]
+    if average:
+        callbacks.append(epoch_weight_average(average, recipe["epochs"]))
     compute_loss_func = None
     if recipe.get("class_weights") == "balanced":
         compute_loss_func = weighted_cross_entropy([label for item in data["train"] for label in
@@ -330,12 +355,16 @@ def run_hf(spec: dict, clock: Clock) -> tuple[float, float, float | None]:
         load_best_model_at_end=keep_best, metric_for_best_model="f1" if keep_best else None,
         logging_steps=10, report_to=[], disable_tqdm=True, seed=spec["seed"], dataloader_num_workers=0)
     trainer = Trainer(model=model, args=args, train_dataset=data["train"], eval_dataset=data["dev"],
-                      data_collator=collator, callbacks=[ClockCallback()], compute_loss_func=compute_loss_func,
+                      data_collator=collator, callbacks=callbacks, compute_loss_func=compute_loss_func,
                       compute_metrics=(lambda output: {"f1": score("dev", *output)}) if keep_best else None)
     started = time.perf_counter()
     trainer.train()
     fit_s = time.perf_counter() - started
     dev = trainer.state.best_metric if keep_best else None
+    if average and "hf" in spec:
+        callbacks[-1].average.copy_to(trainer.model)
+        trainer.compute_metrics = lambda output: {"f1": score("dev", *output)}
+        dev = trainer.evaluate()["eval_f1"]
     trainer.compute_metrics = None  # it scores against dev's gold; test is scored here, against test's
     output = trainer.predict(data["test"])
     return fit_s, score("test", output.predictions, output.label_ids), dev

@@ -26,6 +26,7 @@ from typing import Any
 import torch
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.plugins.io import TorchCheckpointIO
+from lightning.pytorch.trainer.states import TrainerFn
 
 from bertlab.io import DataError, umask_mode
 
@@ -66,8 +67,8 @@ class RunCheckpoint(Callback):
         return score > self.best_score if self.mode == "max" else score < self.best_score
 
     def on_validation_end(self, trainer, pl_module) -> None:
-        if trainer.sanity_checking or trainer.fast_dev_run:
-            return
+        if trainer.sanity_checking or trainer.fast_dev_run or trainer.state.fn != TrainerFn.FITTING:
+            return  # trainer.validate() (after fit, for averaged weights) saves nothing
         value = trainer.callback_metrics.get(self.monitor)
         if value is None:
             raise KeyError(f"checkpoint monitor {self.monitor!r} was not logged; logged: "

@@ -69,7 +69,7 @@ _POSITIVE_INTS = ("trainer.num_nodes", "trainer.accumulate_grad_batches", "train
                   "model.train_ds.batch_size", "model.validation_ds.batch_size", "model.test_ds.batch_size",
                   "model.dataset.max_seq_length")
 _INTS = ("seed", "trainer.max_epochs", "trainer.max_steps", "trainer.num_sanity_val_steps")
-_NON_NEGATIVE_INTS = ("model.freeze_embeddings_epochs",)
+_NON_NEGATIVE_INTS = ("model.freeze_embeddings_epochs", "model.average_last_epochs")
 _NUMBERS = ("trainer.limit_train_batches", "trainer.limit_val_batches", "trainer.limit_test_batches",
             "trainer.val_check_interval", "trainer.gradient_clip_val", "model.optim.lr",
             "model.optim.weight_decay", "model.layerwise_lr_decay")
@@ -111,6 +111,11 @@ def check_types(cfg: DictConfig) -> None:
     if OmegaConf.select(cfg, "model.unpadded", default=False) and OmegaConf.select(cfg, "model.compile", default=False):
         raise ConfigError("model.unpadded=true with model.compile=true: every batch's token count would be a new "
                           "shape to compile; choose one")
+    averaged = OmegaConf.select(cfg, "model.average_last_epochs", default=0)
+    max_epochs = OmegaConf.select(cfg, "trainer.max_epochs", default=None)
+    if averaged and (max_epochs is None or not 0 < averaged <= max_epochs):
+        raise ConfigError(f"model.average_last_epochs={averaged} needs at least that many epochs in "
+                          f"trainer.max_epochs (got {max_epochs})")
     if OmegaConf.select(cfg, "model.compile_mode", default=None) and not OmegaConf.select(cfg, "model.compile",
                                                                                         default=False):
         raise ConfigError("model.compile_mode is set but model.compile is false: add model.compile=true")

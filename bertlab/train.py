@@ -58,7 +58,8 @@ def train(cfg: DictConfig, callbacks: tuple = ()) -> RunResult:
     pl.seed_everything(cfg.seed, workers=True)
     from bertlab.checkpoints import BackgroundCheckpointIO
 
-    trainer = pl.Trainer(**kwargs, callbacks=list(callbacks), plugins=[BackgroundCheckpointIO()])
+    averaging = _weight_averaging(cfg)
+    trainer = pl.Trainer(**kwargs, callbacks=[*callbacks, *averaging], plugins=[BackgroundCheckpointIO()])
     log_dir = _exp_manager(trainer, exp_manager_config(cfg, trainer.global_rank))
     setup_run_logging(log_dir if trainer.is_global_zero else None)
     checkpoint = _add_callbacks(trainer, cfg.exp_manager, log_dir)
@@ -74,7 +75,9 @@ def train(cfg: DictConfig, callbacks: tuple = ()) -> RunResult:
     result = RunResult(log_dir=log_dir, nemo_path=None, fit_seconds=time.perf_counter() - started,
                        best_val=checkpoint.best_score if checkpoint else None)
     print(f"rank {trainer.global_rank}/{trainer.world_size}: fit done at step {trainer.global_step}", flush=True)
-    if checkpoint is not None:
+    if averaging and averaging[0].apply(model):
+        result.best_val = _validate(trainer, model, cfg.exp_manager.checkpoint_callback_params.monitor)
+    elif checkpoint is not None:
         _load_best_weights(model, checkpoint)
 
     # The test: one pass over the test split that writes metrics.json and per-item
@@ -141,6 +144,25 @@ def _add_callbacks(trainer, exp_cfg: DictConfig, log_dir: Path):
     checkpoint = RunCheckpoint(log_dir / "checkpoints", monitor=params.monitor, mode=params.mode)
     trainer.callbacks.append(checkpoint)
     return checkpoint
+
+
+def _weight_averaging(cfg: DictConfig) -> list:
+    """``model.average_last_epochs`` > 0: the callback that averages the last epochs' weights (it
+    goes before bertlab's checkpoint callback, whose saved state must hold each epoch's mean)."""
+    epochs = cfg.model.get("average_last_epochs", 0)
+    if not epochs:
+        return []
+    from bertlab.averaging import EpochWeightAverage
+
+    return [EpochWeightAverage(epochs)]
+
+
+def _validate(trainer, model, monitor: str) -> float | None:
+    """The model's score on the validation split, as the training loop's validation computes it."""
+    scores = trainer.validate(model, verbose=False)
+    value = scores[0].get(monitor) if scores else None
+    log.info("the averaged weights: %s=%s", monitor, "n/a" if value is None else f"{value:.4f}")
+    return value
 
 
 def _load_best_weights(model, checkpoint) -> None:
