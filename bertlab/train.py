@@ -33,7 +33,7 @@ class RunResult:
     nemo_path: Path | None
     metrics: dict = field(default_factory=dict)
     fit_seconds: float = 0.0
-    best_val: float | None = None   # the best score of the monitored validation metric
+    best_val: float | None = None   # the monitored validation metric's best score (averaged weights: theirs)
 
 
 def train(cfg: DictConfig, callbacks: tuple = ()) -> RunResult:
