@@ -351,8 +351,9 @@ def run_hf(spec: dict, clock: Clock) -> tuple[float, float, float | None]:
         num_train_epochs=recipe["epochs"], learning_rate=recipe["lr"], weight_decay=recipe["weight_decay"],
         warmup_ratio=recipe["warmup_ratio"], lr_scheduler_type="linear", max_grad_norm=1.0,
         bf16=spec["precision"] == "bf16-mixed", fp16=spec["precision"] == "16-mixed", use_cpu=not cuda,
-        eval_strategy="no" if average else "epoch", save_strategy="epoch" if keep_best else "no", save_total_limit=1 if keep_best else None,
-        load_best_model_at_end=keep_best, metric_for_best_model="f1" if keep_best else None,
+        eval_strategy="no" if average else "epoch", save_strategy="epoch" if keep_best else "no",
+        save_total_limit=1 if keep_best else None, load_best_model_at_end=keep_best,
+        metric_for_best_model="f1" if keep_best else None,
         logging_steps=10, report_to=[], disable_tqdm=True, seed=spec["seed"], dataloader_num_workers=0)
     trainer = Trainer(model=model, args=args, train_dataset=data["train"], eval_dataset=data["dev"],
                       data_collator=collator, callbacks=callbacks, compute_loss_func=compute_loss_func,

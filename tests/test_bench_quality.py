@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import math
+import statistics
 
 import pytest
 from conftest import NCBI_DIR
@@ -43,7 +45,10 @@ def test_recipes_are_chosen_on_dev_then_run_with_every_seed(tmp_path):
     assert report["verdict"]["meets_target"] is False
     final = report["final"]
     assert report["verdict"]["lead"] == pytest.approx(final["bertlab"]["mean"] - final["hf"]["mean"])
+    variances = [statistics.variance(final[pipeline]["test"]) / 2 for pipeline in ("bertlab", "hf")]
+    assert report["verdict"]["lead_se"] == pytest.approx(math.sqrt(sum(variances)))
     markdown = (out / "quality.md").read_text()
+    assert f"standard error {100 * report['verdict']['lead_se']:.1f} over the seeds" in markdown
     assert "(chosen)" in markdown and "mean +- std" in markdown and "FAIL" in markdown
     assert "Recipes chosen on dev (seed 1;" in markdown
     # A second call resumes: every run's result is there, nothing trains again.
