@@ -17,6 +17,11 @@ from lightning.pytorch.callbacks import Callback
 log = logging.getLogger(__name__)
 
 
+def in_window(epoch: int, epochs: int, max_epochs: int) -> bool:
+    """Whether ``epoch`` (counted from 0) is one of the last ``epochs`` of ``max_epochs``."""
+    return epoch >= max_epochs - epochs
+
+
 class RunningAverage:
     """The running mean of a model's floating-point state, on the model's device; other entries
     (integer buffers) keep the model's own values."""
@@ -60,7 +65,7 @@ class EpochWeightAverage(Callback):
         # Before bertlab's RunCheckpoint in the callback list, so the state it saves holds this epoch.
         # A run resumed from that state ends the same epoch again: it counts once.
         epoch = trainer.current_epoch
-        if epoch >= trainer.max_epochs - self.epochs and epoch > self.last_epoch:
+        if in_window(epoch, self.epochs, trainer.max_epochs) and epoch > self.last_epoch:
             self.average.update(pl_module)
             self.last_epoch = epoch
             log.info("epoch %d: weights averaged (%d of %d)", trainer.current_epoch + 1, self.average.count,

@@ -252,7 +252,7 @@ def epoch_weight_average(epochs: int, max_epochs: int):
     running mean of the weights at the end of each of the last ``epochs`` of ``max_epochs``."""
     from transformers import TrainerCallback
 
-    from bertlab.averaging import RunningAverage
+    from bertlab.averaging import RunningAverage, in_window
 
     if not 0 < epochs <= max_epochs:
         raise ValueError(f"average_last_epochs: expected 1 to epochs ({max_epochs}), got {epochs}")
@@ -262,7 +262,7 @@ def epoch_weight_average(epochs: int, max_epochs: int):
             self.average = RunningAverage()
 
         def on_epoch_end(self, args, state, control, model=None, **kwargs):
-            if round(state.epoch) > max_epochs - epochs:  # state.epoch: the epochs done
+            if in_window(round(state.epoch) - 1, epochs, max_epochs):  # state.epoch: the epochs done
                 self.average.update(model)
     return EpochWeightAverage()
 
@@ -362,7 +362,7 @@ def run_hf(spec: dict, clock: Clock) -> tuple[float, float, float | None]:
     trainer.train()
     fit_s = time.perf_counter() - started
     dev = trainer.state.best_metric if keep_best else None
-    if average and "hf" in spec:
+    if average:
         callbacks[-1].average.copy_to(trainer.model)
         trainer.compute_metrics = lambda output: {"f1": score("dev", *output)}
         dev = trainer.evaluate()["eval_f1"]
