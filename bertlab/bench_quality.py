@@ -10,7 +10,8 @@ The protocol, for each pipeline (bertlab, and Hugging Face's Trainer: see
    candidate listed first in the grid, so list the cheaper or the customary one first);
 2. that recipe trains again with each further seed; the report gives the test score of
    every seed, their mean and standard deviation, and whether bertlab meets the target
-   and beats Hugging Face's mean by the margin.
+   and beats Hugging Face's mean by the margin, with how far the seeds (standard error) and the
+   test items (a paired bootstrap, :mod:`bertlab.bootstrap`) let that lead be read.
 
 Each run is its own process on the same data and encoder. A run whose result file is
 already in ``--out-dir`` is not run again, so an interrupted benchmark resumes.
@@ -114,6 +115,11 @@ def run_once(out: Path, base: dict, grid: dict, pipeline: str, recipe: str, seed
     return {**result, "recipe": recipe, "seed": seed, "name": name}
 
 
+def _without_predictions(run: dict) -> dict:
+    """A run for the report: its test predictions stay in its own result file."""
+    return {key: value for key, value in run.items() if key != "test_predictions"}
+
+
 def choose_on_dev(tried: list[dict]) -> dict:
     """The candidate with the best dev score; of tied candidates, the first (grid order)."""
     best = max(run["dev_f1"] for run in tried)
@@ -128,7 +134,31 @@ def summarize(runs: list[dict]) -> dict:
             "fit_minutes_mean": statistics.fmean(r["fit_s"] for r in runs) / 60}
 
 
-def verdict(final: dict, grid: dict) -> dict:
+def test_bootstrap(task: str, base: dict, final_runs: dict[str, list[dict]], margin: float) -> dict | None:
+    """The paired bootstrap of bertlab's lead over Hugging Face on the test items, from the
+    final runs' stored test predictions; None without both pipelines, and the runs' names
+    under ``missing`` when a result holds no predictions (one stored before they were kept)."""
+    if set(final_runs) != set(PIPELINES):
+        return None
+    missing = [run["name"] for runs in final_runs.values() for run in runs if "test_predictions" not in run]
+    if missing:
+        return {"missing": missing}
+    from bertlab.bench_speed_worker import test_gold
+    from bertlab.bootstrap import f1_from_counts, item_counts, paired_bootstrap
+
+    gold = test_gold(base)
+    counts = {}
+    for pipeline, runs in final_runs.items():
+        counts[pipeline] = [item_counts(task, gold, run["test_predictions"]) for run in runs]
+        for run, run_counts in zip(runs, counts[pipeline]):
+            rescored = float(f1_from_counts(run_counts.sum(axis=0)))
+            if not math.isclose(rescored, run["f1"], abs_tol=1e-9):  # predictions and score disagree
+                raise RuntimeError(f"{run['name']}: its test predictions score {rescored:.6f}, its result "
+                                   f"{run['f1']:.6f}")
+    return paired_bootstrap(counts["bertlab"], counts["hf"], margin)
+
+
+def verdict(final: dict, grid: dict, bootstrap: dict | None = None) -> dict:
     ours, theirs = final.get("bertlab"), final.get("hf")
     result = {"target": grid["target"], "margin": grid["margin"]}
     if ours:
@@ -139,6 +169,8 @@ def verdict(final: dict, grid: dict) -> dict:
         # How far the seeds let the lead be read: the standard error of a difference of two means
         # (Welch's), next to the margin it is judged against.
         result["lead_se"] = math.sqrt(sum(s["std"] ** 2 / len(s["test"]) for s in (ours, theirs)))
+    if bootstrap is not None:
+        result["bootstrap"] = bootstrap
     result["passed"] = all(result.get(key, False) for key in ("meets_target", "beats_hf"))
     return result
 
@@ -173,6 +205,15 @@ def format_markdown(report: dict) -> str:
         lines.append(f"- bertlab minus Hugging Face: {100 * v['lead']:+.1f} points, standard error "
                      f"{100 * v['lead_se']:.1f} over the seeds (needed >= {100 * v['margin']:.1f}): "
                      f"{'PASS' if v['beats_hf'] else 'FAIL'}")
+    boot = v.get("bootstrap")
+    if boot and "missing" in boot:
+        lines.append(f"- paired bootstrap over the test items: not run, no stored test predictions in "
+                     f"{', '.join(boot['missing'])} (train them again to keep them)")
+    elif boot:
+        low, high = (100 * x for x in boot["interval"])
+        lines.append(f"- paired bootstrap over the {boot['items']} test items ({boot['resamples']} resamples, the "
+                     f"seeds fixed): 95% interval of the lead {low:+.1f} to {high:+.1f} points; it reaches "
+                     f"{100 * v['margin']:.1f} in {100 * boot['reaches_margin']:.0f}% of the resamples")
     lines.append(f"- whole benchmark: {report['minutes']:.0f} min")
     return "\n".join(lines) + "\n"
 
@@ -195,18 +236,18 @@ def run(args: argparse.Namespace) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     counts = prepare_data(args.task, corpus, out / "data", args.max_train, args.max_eval)
     base = {"task": args.task, "device": device, "precision": precision, "encoder": prepare_encoder("minilm", out, 0),
-            "encoder_name": "minilm", "data_dir": str(out / "data"), "counts": counts}
+            "encoder_name": "minilm", "data_dir": str(out / "data"), "counts": counts, "keep_predictions": True}
     print(f"quality benchmark: {args.task}, {device} {precision}, seeds {seeds}, {counts['train']} training items; "
           f"out {out}", flush=True)
-    selection, final = [], {}
+    selection, final, final_runs = [], {}, {}
     for pipeline in pipelines:
         tried = {recipe: [run_once(out, base, grid, pipeline, recipe, seed) for seed in select_seeds]
                  for recipe in grid[pipeline]}
-        selection.extend(run for runs in tried.values() for run in runs)
+        selection.extend(_without_predictions(run) for runs in tried.values() for run in runs)
         best = choose_on_dev([{"recipe": recipe, "dev_f1": statistics.fmean(r["dev_f1"] for r in runs)}
                               for recipe, runs in tried.items()])["recipe"]
         runs = tried[best] + [run_once(out, base, grid, pipeline, best, seed) for seed in other_seeds]
-        final[pipeline] = summarize(runs)
+        final[pipeline], final_runs[pipeline] = summarize(runs), runs
     from bertlab.trainer import cpu_cores, cpu_model
 
     gpu = next((r.get("gpu") for r in selection if r.get("gpu")), None)
@@ -214,7 +255,8 @@ def run(args: argparse.Namespace) -> dict:
               "precision": precision, "seeds": seeds, "select_seeds": select_seeds, "counts": counts,
               "machine": gpu or f"{cpu_model()}, {cpu_cores()} CPU cores", "date": time.strftime("%Y-%m-%d"),
               "command": " ".join(["scripts/benchmark_quality.py", *sys.argv[1:]]),
-              "selection": selection, "final": final, "verdict": verdict(final, grid),
+              "selection": selection, "final": final,
+              "verdict": verdict(final, grid, test_bootstrap(args.task, base, final_runs, grid["margin"])),
               "minutes": (time.perf_counter() - started) / 60, "out_dir": str(out)}
     with atomic_write(out / "quality.json") as handle:
         json.dump(report, handle, indent=2)

@@ -92,6 +92,12 @@ def _test_items(spec: dict):
     return [t for t, _ in rows], [label for _, label in rows]
 
 
+def test_gold(spec: dict) -> list:
+    """The test split's gold labels: NER tag sequences, TC class ids."""
+    items = _test_items(spec)
+    return [list(s.tags) for s in items] if spec["task"] == "ner" else items[1]
+
+
 def _score(spec: dict, gold, pred) -> float:
     from bertlab.metrics import classification_scores, entity_scores
 
@@ -103,7 +109,7 @@ def _score(spec: dict, gold, pred) -> float:
 # --- bertlab --------------------------------------------------------------------------
 
 
-def run_bertlab(spec: dict, clock: Clock) -> tuple[float, float, float]:
+def run_bertlab(spec: dict, clock: Clock) -> tuple[float, float, float, list]:
     """The default config; the speed benchmark pins epochs, batch, lr and length (all in
     ``spec``) and writes no checkpoints, plus a ``--variant``'s overrides; the quality benchmark
     gives the recipe's own ``overrides`` instead."""
@@ -140,7 +146,20 @@ def run_bertlab(spec: dict, clock: Clock) -> tuple[float, float, float]:
     dev = result.best_val
     if spec["task"] == "ner" and "overrides" in spec:
         dev = _decoded_dev_f1(result.nemo_path, cfg)
-    return result.fit_seconds, result.metrics["entity_f1" if spec["task"] == "ner" else "macro_f1"], dev
+    return (result.fit_seconds, result.metrics["entity_f1" if spec["task"] == "ner" else "macro_f1"], dev,
+            _written_test_predictions(spec["task"], result.log_dir))
+
+
+def _written_test_predictions(task: str, log_dir: Path) -> list:
+    """The test predictions the run wrote beside its metrics: NER tag sequences, TC class ids."""
+    from bertlab.io import read_text_lines
+
+    if task == "ner":
+        from bertlab.data.iob import read_conll
+
+        return [list(s.tags) for s in read_conll(log_dir / "predictions.conll")]  # its last column: predicted
+    names = json.loads((log_dir / "metrics.json").read_text())["confusion_matrix"]["class_names"]
+    return [names.index(line.rsplit("\t", 1)[1]) for line in read_text_lines(log_dir / "predictions.tsv")[1:]]
 
 
 def _decoded_dev_f1(nemo_path: Path, cfg) -> float:
@@ -181,7 +200,7 @@ def nemo_config(spec: dict):
     return cfg
 
 
-def run_nemo(spec: dict, clock: Clock) -> tuple[float, float, None]:
+def run_nemo(spec: dict, clock: Clock) -> tuple[float, float, None, list]:
     import lightning.pytorch as pl
     from nemo.collections.nlp.models import TextClassificationModel, TokenClassificationModel
 
@@ -203,10 +222,10 @@ def run_nemo(spec: dict, clock: Clock) -> tuple[float, float, None]:
         for s in gold:
             pred.append([names[i] for i in flat[start : start + len(s.words)]])
             start += len(s.words)
-        return fit_s, _score(spec, [list(s.tags) for s in gold], pred), None
+        return fit_s, _score(spec, [list(s.tags) for s in gold], pred), None, pred
     texts, labels = _test_items(spec)
     predicted = model.classifytext(texts, batch_size=64, max_seq_length=spec["max_seq_length"])
-    return fit_s, _score(spec, labels, predicted), None
+    return fit_s, _score(spec, labels, predicted), None, [int(label) for label in predicted]
 
 
 # --- Hugging Face -----------------------------------------------------------------------
@@ -267,7 +286,7 @@ def epoch_weight_average(epochs: int, max_epochs: int):
     return EpochWeightAverage()
 
 
-def run_hf(spec: dict, clock: Clock) -> tuple[float, float, float | None]:
+def run_hf(spec: dict, clock: Clock) -> tuple[float, float, float | None, list]:
     """A plain Trainer; with ``spec["hf"]`` (quality benchmark) it also keeps its best epoch
     by the dev score, as bertlab keeps its best checkpoint."""
     import numpy as np
@@ -308,11 +327,10 @@ def run_hf(spec: dict, clock: Clock) -> tuple[float, float, float | None]:
             spec["encoder"], num_labels=len(labels), id2label=dict(enumerate(labels)), label2id=label_ids)
         collator = transformers.DataCollatorForTokenClassification(tokenizer)
 
-        def score(split, logits, label_ids_):
-            gold, pred = [], []
+        def predictions(split, logits, label_ids_):
+            pred = []
             for sentence, row, ids in zip(splits[split], np.argmax(logits, axis=-1), label_ids_):
                 tags = [labels[p] for p, g in zip(row, ids) if g != -100]
-                gold.append(list(sentence.tags))
                 pred.append(tags + ["O"] * (len(sentence.words) - len(tags)))  # words cut by truncation
             if recipe.get("propagate_abbreviations"):  # bertlab's decoding step, for a like-for-like reference
                 from bertlab.abbreviations import propagate_in_documents
@@ -320,7 +338,9 @@ def run_hf(spec: dict, clock: Clock) -> tuple[float, float, float | None]:
                 documents = [s.document for s in splits[split]]  # as evaluate_ner: none known, each alone
                 pred = propagate_in_documents([s.words for s in splits[split]], pred,
                                               documents if any(documents) else None)
-            return _score(spec, gold, pred)
+            return pred
+
+        gold = {split: [list(s.tags) for s in sentences] for split, sentences in splits.items()}
     else:
         from bertlab.data.tsv import read_labeled_tsv
 
@@ -332,8 +352,13 @@ def run_hf(spec: dict, clock: Clock) -> tuple[float, float, float | None]:
         model = transformers.AutoModelForSequenceClassification.from_pretrained(spec["encoder"], num_labels=3)
         collator = transformers.DataCollatorWithPadding(tokenizer)
 
-        def score(split, logits, label_ids_):
-            return _score(spec, [item["labels"] for item in data[split]], np.argmax(logits, axis=-1).tolist())
+        def predictions(split, logits, label_ids_):
+            return np.argmax(logits, axis=-1).tolist()
+
+        gold = {split: [item["labels"] for item in items] for split, items in data.items()}
+
+    def score(split, logits, label_ids_):
+        return _score(spec, gold[split], predictions(split, logits, label_ids_))
 
     cuda, average = spec["device"] == "cuda", recipe.get("average_last_epochs") or 0
     keep_best = "hf" in spec and not average  # the averaged weights replace the best epoch's
@@ -368,7 +393,8 @@ def run_hf(spec: dict, clock: Clock) -> tuple[float, float, float | None]:
         dev = trainer.evaluate()["eval_f1"]
     trainer.compute_metrics = None  # it scores against dev's gold; test is scored here, against test's
     output = trainer.predict(data["test"])
-    return fit_s, score("test", output.predictions, output.label_ids), dev
+    test = predictions("test", output.predictions, output.label_ids)
+    return fit_s, _score(spec, gold["test"], test), dev, test
 
 
 PIPELINES = {"bertlab": run_bertlab, "nemo": run_nemo, "hf": run_hf}
@@ -383,7 +409,7 @@ def main(spec_path: str, result_path: str) -> None:
     Path(spec["work_dir"]).mkdir(parents=True, exist_ok=True)
     cuda = spec["device"] == "cuda"
     clock = Clock(cuda)
-    fit_s, f1, dev_f1 = PIPELINES[spec["pipeline"]](spec, clock)
+    fit_s, f1, dev_f1, test_predictions = PIPELINES[spec["pipeline"]](spec, clock)
     epochs = clock.epoch_seconds()
     seen = spec["counts"]["train"] * len(epochs)  # items trained on (epochs run, early stopping included)
     result = {
@@ -406,6 +432,8 @@ def main(spec_path: str, result_path: str) -> None:
     }
     if cuda:
         result["gpu"] = torch.cuda.get_device_name()
+    if spec.get("keep_predictions"):  # the quality benchmark's paired bootstrap rescores them
+        result["test_predictions"] = test_predictions
     with atomic_write(result_path) as handle:
         json.dump(result, handle, indent=2)
 
