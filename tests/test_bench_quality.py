@@ -50,6 +50,15 @@ def test_recipes_are_chosen_on_dev_then_run_with_every_seed(tmp_path):
     markdown = (out / "quality.md").read_text()
     assert f"standard error {100 * report['verdict']['lead_se']:.1f} over the seeds" in markdown
     assert "(chosen)" in markdown and "mean +- std" in markdown and "FAIL" in markdown
+    # The paired bootstrap rescores the stored test predictions (the report checks they give each
+    # run's score): on the whole test slice its lead is the verdict's.
+    boot = report["verdict"]["bootstrap"]
+    assert boot["lead"] == pytest.approx(report["verdict"]["lead"]) and boot["items"] == 12
+    assert boot["interval"][0] <= boot["lead"] <= boot["interval"][1] and 0 <= boot["reaches_margin"] <= 1
+    assert "paired bootstrap over the 12 test items" in markdown
+    assert all("test_predictions" not in run for run in report["selection"])
+    stored = json.loads((out / "hf-lr_1e-4-seed2.json").read_text())
+    assert len(stored["test_predictions"]) == 12 and set(stored["test_predictions"]) <= {0, 1, 2}
     assert "Recipes chosen on dev (seed 1;" in markdown
     # A second call resumes: every run's result is there, nothing trains again.
     logs = {p: p.stat().st_mtime_ns for p in out.glob("*.log")}
@@ -61,6 +70,7 @@ def test_recipes_are_chosen_on_dev_then_run_with_every_seed(tmp_path):
     assert main([*args, "--select-seeds", "2"]) == 1
     assert len(list(out.glob("*.log"))) == 6
     report = json.loads((out / "quality.json").read_text())
+    assert report["verdict"]["bootstrap"]["lead"] == pytest.approx(report["verdict"]["lead"])
     assert report["select_seeds"] == [1, 2]
     runs = {(r["recipe"], r["seed"]): r for r in report["selection"] if r["pipeline"] == "bertlab"}
     assert set(runs) == {("head", 1), ("head", 2), ("head_tail", 1), ("head_tail", 2)}
@@ -72,6 +82,18 @@ def test_recipes_are_chosen_on_dev_then_run_with_every_seed(tmp_path):
     assert final["dev_mean"] == pytest.approx(dev_means[final["recipe"]])
     markdown = (out / "quality.md").read_text()
     assert "| bertlab | head_tail" in markdown and "Recipes chosen on dev (the mean over seeds 1, 2;" in markdown
+    # Predictions that do not give the stored score are an error, not a bootstrap of other runs.
+    stored = out / "hf-lr_1e-4-seed2.json"
+    result = json.loads(stored.read_text())
+    stored.write_text(json.dumps({**result, "f1": result["f1"] + 0.5}))
+    with pytest.raises(RuntimeError, match="hf-lr_1e-4-seed2: its test predictions score"):
+        main([*args, "--select-seeds", "2"])
+    # A result stored before predictions were kept: the report says so and still gives the rest.
+    stored.write_text(json.dumps({k: v for k, v in result.items() if k != "test_predictions"}))
+    assert main([*args, "--select-seeds", "2"]) == 1
+    assert json.loads((out / "quality.json").read_text())["verdict"]["bootstrap"] == {
+        "missing": ["hf-lr_1e-4-seed2"]}
+    assert "not run, no stored test predictions in hf-lr_1e-4-seed2" in (out / "quality.md").read_text()
 
 
 @pytest.mark.parametrize("select_seeds", ["0", "3"])
