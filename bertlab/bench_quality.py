@@ -134,7 +134,7 @@ def summarize(runs: list[dict]) -> dict:
             "fit_minutes_mean": statistics.fmean(r["fit_s"] for r in runs) / 60}
 
 
-def test_bootstrap(task: str, base: dict, final_runs: dict[str, list[dict]], margin: float) -> dict | None:
+def bootstrap_lead(task: str, base: dict, final_runs: dict[str, list[dict]], margin: float) -> dict | None:
     """The paired bootstrap of bertlab's lead over Hugging Face on the test items, from the
     final runs' stored test predictions; None without both pipelines, and the runs' names
     under ``missing`` when a result holds no predictions (one stored before they were kept)."""
@@ -143,10 +143,10 @@ def test_bootstrap(task: str, base: dict, final_runs: dict[str, list[dict]], mar
     missing = [run["name"] for runs in final_runs.values() for run in runs if "test_predictions" not in run]
     if missing:
         return {"missing": missing}
-    from bertlab.bench_speed_worker import test_gold
+    from bertlab.bench_speed_worker import gold_test_labels
     from bertlab.bootstrap import f1_from_counts, item_counts, paired_bootstrap
 
-    gold = test_gold(base)
+    gold = gold_test_labels(base)
     counts = {}
     for pipeline, runs in final_runs.items():
         counts[pipeline] = [item_counts(task, gold, run["test_predictions"]) for run in runs]
@@ -256,7 +256,7 @@ def run(args: argparse.Namespace) -> dict:
               "machine": gpu or f"{cpu_model()}, {cpu_cores()} CPU cores", "date": time.strftime("%Y-%m-%d"),
               "command": " ".join(["scripts/benchmark_quality.py", *sys.argv[1:]]),
               "selection": selection, "final": final,
-              "verdict": verdict(final, grid, test_bootstrap(args.task, base, final_runs, grid["margin"])),
+              "verdict": verdict(final, grid, bootstrap_lead(args.task, base, final_runs, grid["margin"])),
               "minutes": (time.perf_counter() - started) / 60, "out_dir": str(out)}
     with atomic_write(out / "quality.json") as handle:
         json.dump(report, handle, indent=2)

@@ -92,7 +92,7 @@ def _test_items(spec: dict):
     return [t for t, _ in rows], [label for _, label in rows]
 
 
-def test_gold(spec: dict) -> list:
+def gold_test_labels(spec: dict) -> list:
     """The test split's gold labels: NER tag sequences, TC class ids."""
     items = _test_items(spec)
     return [list(s.tags) for s in items] if spec["task"] == "ner" else items[1]
