@@ -304,6 +304,9 @@ def run_hf(spec: dict, clock: Clock) -> tuple[float, float, float | None, list]:
             clock.finish()
 
     recipe = hf_recipe(spec)
+    # Seeded before the model is built, as transformers' run_glue.py and run_ner.py do: the new
+    # classifier head is drawn from torch's generator, which each process otherwise seeds at random.
+    transformers.set_seed(spec["seed"])
     tokenizer = AutoTokenizer.from_pretrained(spec["encoder"])
     limit = recipe["max_seq_length"]
     if spec["task"] == "ner":
