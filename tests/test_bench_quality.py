@@ -194,3 +194,25 @@ def test_hugging_face_trains_with_class_weights(tmp_path):
     assert "class-weighted cross-entropy, weights [" in (tmp_path / "hf.log").read_text()
     bad = run_pipeline("hf", {**spec, "hf": {**spec["hf"], "class_weights": "inverse"}}, tmp_path, name="bad")
     assert "class_weights: 'balanced' or null, got 'inverse'" in bad["error"]
+
+
+def test_hugging_face_runs_reproduce_and_their_seed_sets_the_head(tmp_path):
+    """Two processes with one seed train the same weights; another seed draws another classifier
+    head (it was drawn from a generator each process seeds at random)."""
+    from safetensors.torch import load_file
+
+    from bertlab.bench_speed import prepare_data, prepare_encoder, run_pipeline
+
+    counts = prepare_data("tc", NCBI_DIR, tmp_path / "data", 16, 8)
+    spec = {"task": "tc", "device": "cpu", "precision": "32", "encoder": prepare_encoder("tiny-random", tmp_path, 0),
+            "encoder_name": "tiny-random", "data_dir": str(tmp_path / "data"), "counts": counts,
+            "hf": {"epochs": 1, "batch_size": 8, "max_seq_length": 32, "warmup_ratio": 0.1, "weight_decay": 0.01,
+                   "lr": 1e-4}}
+    weights = {}
+    for name, seed in (("first", 1), ("again", 1), ("other", 2)):
+        result = run_pipeline("hf", {**spec, "seed": seed}, tmp_path, name=name)
+        assert "error" not in result, result.get("error")
+        (checkpoint,) = (tmp_path / name).glob("checkpoint-*/model.safetensors")  # the best epoch's
+        weights[name] = load_file(checkpoint)
+    assert all(weights["first"][key].equal(weights["again"][key]) for key in weights["first"])
+    assert not weights["first"]["classifier.weight"].equal(weights["other"]["classifier.weight"])
