@@ -213,7 +213,7 @@ def format_markdown(report: dict) -> str:
         low, high = (100 * x for x in boot["interval"])
         lines.append(f"- paired bootstrap over the {boot['items']} test items ({boot['resamples']} resamples, the "
                      f"seeds fixed): 95% interval of the lead {low:+.1f} to {high:+.1f} points; it reaches "
-                     f"{100 * v['margin']:.1f} in {100 * boot['reaches_margin']:.0f}% of the resamples")
+                     f"{100 * v['margin']:.1f} in {100 * boot['reaches_margin']:.1f}% of the resamples")
     lines.append(f"- whole benchmark: {report['minutes']:.0f} min")
     return "\n".join(lines) + "\n"
 
