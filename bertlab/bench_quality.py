@@ -49,7 +49,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                              "N seeds cost N runs a candidate (default 1)")
     parser.add_argument("--pipelines", default=",".join(PIPELINES), help="comma-separated subset of bertlab,hf")
     parser.add_argument("--candidates", default=None,
-                        help="comma-separated recipe names: try only these (of either pipeline)")
+                        help="comma-separated recipe names: try only these; NAME in every pipeline that has "
+                             "it, PIPELINE:NAME (bertlab:lr_1e-4) in that one only")
     parser.add_argument("--device", choices=("cuda", "cpu"), default=None, help="default: cuda when there is one")
     parser.add_argument("--precision", default="auto", help="auto, 32, 16-mixed or bf16-mixed")
     parser.add_argument("--max-train", type=int, default=0, help="use the first N training items (0: all)")
@@ -75,14 +76,33 @@ def load_grid(path: Path, pipelines: tuple[str, ...] = PIPELINES, candidates: st
         raise ConfigError(f"{path}: unknown Hugging Face setting {', '.join(unknown)} (known: "
                           f"{', '.join(sorted(HF_RECIPE_KEYS))})")
     if candidates is not None:
-        keep = {name.strip() for name in candidates.split(",")}
-        for pipeline in PIPELINES:
-            grid[pipeline] = {name: recipe for name, recipe in (grid[pipeline] or {}).items() if name in keep}
+        grid.update(_kept_candidates(path, grid, candidates))
     for pipeline in pipelines:
         if not grid[pipeline]:
             raise ConfigError(f"{path}: {pipeline} needs at least one candidate recipe"
                               + (f" (--candidates {candidates})" if candidates is not None else ""))
     return grid
+
+
+def _kept_candidates(path: Path, grid: dict, candidates: str) -> dict[str, dict]:
+    """Each pipeline's recipes that ``candidates`` names: ``name`` keeps it in every pipeline
+    that has it, ``pipeline:name`` in that one only (both grids may use a name)."""
+    wanted = [name.strip() for name in candidates.split(",") if name.strip()]
+    kept = {pipeline: {} for pipeline in PIPELINES}
+    unknown = []
+    for entry in wanted:
+        pipeline, _, name = entry.rpartition(":")
+        if pipeline and pipeline not in PIPELINES:
+            raise ConfigError(f"--candidates {entry}: the pipeline before ':' is one of {', '.join(PIPELINES)}")
+        found = [p for p in ([pipeline] if pipeline else PIPELINES) if name in (grid[p] or {})]
+        if not found:
+            unknown.append(entry)
+        for p in found:
+            kept[p][name] = grid[p][name]
+    if unknown:  # a misspelt name would otherwise just be left out
+        raise ConfigError(f"{path}: no candidate recipe {', '.join(unknown)} (--candidates {candidates})")
+    return {pipeline: {name: recipe for name, recipe in (grid[pipeline] or {}).items() if name in kept[pipeline]}
+            for pipeline in PIPELINES}
 
 
 def _seeds(text: str) -> list[int]:

@@ -127,6 +127,19 @@ def test_candidates_option_keeps_the_named_recipes(tmp_path):
     assert list(load_grid(path, ("bertlab",), candidates="head")["bertlab"]) == ["head"]
 
 
+def test_candidates_option_names_a_pipeline_where_both_grids_share_a_name(tmp_path):
+    path = tmp_path / "grid.yaml"
+    path.write_text(GRID.replace("bertlab:\n", "bertlab:\n  lr_1e-4: [model.optim.lr=1e-4]\n", 1))
+    both = load_grid(path, candidates="head,lr_1e-4")
+    assert list(both["bertlab"]) == ["lr_1e-4", "head"] and list(both["hf"]) == ["lr_1e-4"]
+    one = load_grid(path, candidates="bertlab:head,hf:lr_1e-4")
+    assert list(one["bertlab"]) == ["head"] and list(one["hf"]) == ["lr_1e-4"]
+    with pytest.raises(ConfigError, match="no candidate recipe hf:head, head_tial "):
+        load_grid(path, candidates="hf:head,head_tial,lr_1e-4")
+    with pytest.raises(ConfigError, match="the pipeline before ':'"):
+        load_grid(path, candidates="nemo:head")
+
+
 @pytest.mark.parametrize("task", ["tc", "ner"])
 def test_shipped_grids_load_and_name_real_settings(task):
     from conftest import REPO, compose_config
