@@ -88,7 +88,7 @@ def _kept_candidates(path: Path, grid: dict, candidates: str) -> dict[str, dict]
     """Each pipeline's recipes that ``candidates`` names: ``name`` keeps it in every pipeline
     that has it, ``pipeline:name`` in that one only (both grids may use a name)."""
     wanted = [name.strip() for name in candidates.split(",") if name.strip()]
-    kept = {pipeline: {} for pipeline in PIPELINES}
+    kept: dict[str, set[str]] = {pipeline: set() for pipeline in PIPELINES}
     unknown = []
     for entry in wanted:
         pipeline, _, name = entry.rpartition(":")
@@ -98,11 +98,11 @@ def _kept_candidates(path: Path, grid: dict, candidates: str) -> dict[str, dict]
         if not found:
             unknown.append(entry)
         for p in found:
-            kept[p][name] = grid[p][name]
+            kept[p].add(name)
     if unknown:  # a misspelt name would otherwise just be left out
         raise ConfigError(f"{path}: no candidate recipe {', '.join(unknown)} (--candidates {candidates})")
     return {pipeline: {name: recipe for name, recipe in (grid[pipeline] or {}).items() if name in kept[pipeline]}
-            for pipeline in PIPELINES}
+            for pipeline in PIPELINES}  # in the grid's order, which breaks dev ties
 
 
 def _seeds(text: str) -> list[int]:
