@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 
+import numpy as np
 import pytest
 
 from bertlab.bootstrap import f1_from_counts, item_counts, paired_bootstrap
@@ -32,6 +33,11 @@ def test_counts_rescore_entity_f1_as_seqeval_strict(seed):
     pred = [[rng.choice([tag, rng.choice(TAGS)]) for tag in sentence] for sentence in gold]
     expected = entity_scores(gold, pred)["f1"]
     assert f1_from_counts(item_counts("ner", gold, pred).sum(axis=0)) == pytest.approx(expected, abs=1e-12)
+
+
+def test_perfect_predictions_count_no_false_positives():
+    gold = [i % 3 for i in range(30)]
+    assert np.all(item_counts("tc", gold, gold).sum(axis=0)[1::3] == 0)
 
 
 def _tc_runs():
