@@ -1,0 +1,286 @@
+"""Step-for-step parity of bertlab's TC training with the Hugging Face ``Trainer`` baseline
+(``scripts/check_parity.py``).
+
+The quality benchmark compares two pipelines whose random draws differ: the head's initial
+weights, the data order and dropout. Three seeds a side cannot tell those draws from a real
+difference in the training itself. Here the draws are taken away: both pipelines start from
+the same weights (bertlab's seeded head copied into Hugging Face's), read the same examples
+in the same order (no shuffling), with every dropout at 0, and train through their own
+loops: bertlab's Lightning ``Trainer`` over NeMo's model and data, Hugging Face's ``Trainer``
+over its tokenizer and collator. If the two trainings are the same, the losses agree at
+every step and so do the final weights; what remains is the arithmetic order (fused AdamW
+against the per-tensor loop, padded widths), far below the size of an update.
+
+Only recipes that are the same training on both sides can be compared: bertlab's head must
+read ``[CLS]`` through the pretrained pooler into one linear layer
+(``model.classifier_head.pooling=pooler``, ``num_output_layers=1``), as
+``BertForSequenceClassification`` does.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from bertlab.config import ConfigError
+
+
+def zero_dropout(model) -> int:
+    """Every dropout of ``model`` set to 0 (modules, and the attention probability Hugging
+    Face's SDPA attention reads); returns how many modules had a non-zero rate."""
+    import torch
+
+    changed = 0
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout) and module.p:
+            module.p, changed = 0.0, changed + 1
+        if getattr(module, "dropout_prob", 0):
+            module.dropout_prob = 0.0
+    return changed
+
+
+def dropout_rates(model) -> list[float]:
+    """The rates of ``model``'s dropout modules, in module order."""
+    import torch
+
+    return [module.p for module in model.modules() if isinstance(module, torch.nn.Dropout)]
+
+
+def _head_linear(model):
+    """The one linear layer of a NeMo ``SequenceClassifier`` with ``num_output_layers=1``."""
+    import torch
+
+    layers = [m for m in model.classifier.modules() if isinstance(m, torch.nn.Linear)]
+    if len(layers) != 1:
+        raise ConfigError(f"parity needs model.classifier_head.num_output_layers=1 (Hugging Face's head is one "
+                          f"linear layer); this head has {len(layers)}")
+    return layers[0]
+
+
+def check_comparable(cfg: DictConfig) -> None:
+    head = cfg.model.classifier_head
+    if head.get("pooling", "cls") != "pooler" or head.num_output_layers != 1:
+        raise ConfigError("parity needs Hugging Face's head in bertlab: model.classifier_head.pooling=pooler and "
+                          f"model.classifier_head.num_output_layers=1 (got pooling={head.get('pooling')}, "
+                          f"num_output_layers={head.num_output_layers})")
+    if cfg.model.dataset.get("long_text", "head") != "head":
+        raise ConfigError("parity needs model.dataset.long_text=head: the Trainer's tokenizer keeps a text's head")
+    if cfg.model.dataset.get("class_balancing"):
+        raise ConfigError("parity does not cover model.dataset.class_balancing: the Trainer's loss is unweighted")
+    if cfg.model.get("layerwise_lr_decay", 1.0) != 1.0 or cfg.model.get("freeze_embeddings_epochs", 0):
+        raise ConfigError("parity does not cover model.layerwise_lr_decay or model.freeze_embeddings_epochs: "
+                          "the Trainer has neither")
+
+
+# Hugging Face's head and weight decay in bertlab: [CLS] through the pretrained pooler into one
+# linear layer, no decay on biases and LayerNorms, a text's head kept.
+HF_HEAD_OVERRIDES = ["model.classifier_head.pooling=pooler", "model.classifier_head.num_output_layers=1",
+                     "model.decay_norms_and_biases=false", "model.dataset.long_text=head"]
+
+
+def compose_bertlab(recipe: dict, seed: int, epochs: int, num_samples: int, data_dir: str | None = None,
+                    overrides: tuple[str, ...] = ()) -> DictConfig:
+    """conf/train_tc.yaml training a Hugging Face ``recipe`` (learning rate, warmup, length,
+    batch, weight decay) with Hugging Face's head, on the CPU in full precision, ``epochs`` over
+    the first ``num_samples`` training texts in file order; then any further ``overrides``."""
+    from hydra import compose, initialize_config_dir
+
+    from bertlab.bench_speed import REPO
+    from bertlab.config import register_resolvers
+
+    register_resolvers()
+    settings = [*HF_HEAD_OVERRIDES, "model.dataset.num_classes=3", "trainer=cpu", "trainer.precision=32",
+                f"seed={seed}", f"trainer.max_epochs={epochs}", f"model.train_ds.num_samples={num_samples}",
+                "model.train_ds.shuffle=false", "model.dataset.length_buckets=false",
+                f"model.optim.lr={recipe['lr']}", f"model.optim.sched.warmup_ratio={recipe['warmup_ratio']}",
+                f"model.dataset.max_seq_length={recipe['max_seq_length']}",
+                f"model.train_ds.batch_size={recipe['batch_size']}",
+                f"model.optim.weight_decay={recipe['weight_decay']}"]
+    if data_dir:
+        settings.append(f"data.dir={data_dir}")
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        return compose(config_name="train_tc", overrides=[*settings, *overrides])
+
+
+def hf_recipe(candidate: str, grid: dict, epochs: int) -> dict:
+    if candidate not in grid["hf"]:
+        raise ConfigError(f"--hf-candidate: {candidate!r} is not in the grid's hf recipes")
+    recipe = {**grid["hf_defaults"], **grid["hf"][candidate], "epochs": epochs}
+    unsupported = set(recipe) - {"epochs", "batch_size", "lr", "max_seq_length", "warmup_ratio", "weight_decay"}
+    if unsupported:
+        raise ConfigError(f"--hf-candidate {candidate}: parity does not cover {', '.join(sorted(unsupported))}")
+    return recipe
+
+
+def warmup_steps(recipe: dict, steps: int) -> dict[str, int]:
+    """Each pipeline's warmup for ``steps`` updates: NeMo's schedulers round the ratio's steps
+    down, the ``Trainer`` rounds them up."""
+    return {"bertlab": int(recipe["warmup_ratio"] * steps), "hf": math.ceil(recipe["warmup_ratio"] * steps)}
+
+
+def train_bertlab(cfg: DictConfig) -> dict:
+    """bertlab's training of ``cfg`` (its Lightning trainer and NeMo model, no validation, no
+    checkpoints), dropout off and the data in file order. Returns the initial head, the
+    per-step losses, learning rates and inputs, and the final weights by Hugging Face's names."""
+    import lightning.pytorch as pl
+
+    from bertlab.config import register_resolvers
+    from bertlab.tasks import task_spec
+    from bertlab.trainer import trainer_kwargs
+
+    register_resolvers()
+    check_comparable(cfg)
+    kwargs = {**trainer_kwargs(cfg.trainer), "logger": False, "enable_checkpointing": False,
+              "limit_val_batches": 0, "enable_progress_bar": False}
+    pl.seed_everything(cfg.seed, workers=True)
+    steps: list[dict] = []
+
+    class Recorder(pl.Callback):
+        def on_train_batch_start(self, trainer, module, batch, batch_idx):
+            ids, mask = batch[0], batch[2]
+            steps.append({"lr": trainer.optimizers[0].param_groups[0]["lr"],  # the rate this step uses
+                          "inputs": [row[m.bool()].tolist() for row, m in zip(ids, mask)]})
+
+        def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+            steps[-1]["loss"] = float(outputs["loss"])
+
+    trainer = pl.Trainer(**kwargs, callbacks=[Recorder()])
+    model = task_spec(cfg.task).model_class(cfg.model, trainer=trainer)
+    head = _head_linear(model)
+    initial_head = {"weight": head.weight.detach().clone(), "bias": head.bias.detach().clone()}
+    dropout = dropout_rates(model)
+    zero_dropout(model)
+    trainer.fit(model)
+    weights = {f"bert.{name}": value.detach().clone() for name, value in model.bert_model.state_dict().items()}
+    weights.update({"classifier.weight": head.weight.detach().clone(), "classifier.bias": head.bias.detach().clone()})
+    return {"initial_head": initial_head, "steps": steps, "weights": weights, "dropout": dropout}
+
+
+def train_hf(encoder: str, train_tsv: Path, num_samples: int, recipe: dict, seed: int, initial_head: dict,
+             work_dir: Path) -> dict:
+    """The quality benchmark's Hugging Face ``Trainer`` (its ``recipe`` keys, as in
+    ``conf/quality/tc.yaml``), starting from ``initial_head``, dropout off, the first
+    ``num_samples`` rows of ``train_tsv`` in file order."""
+    import torch
+    import transformers
+    from torch.utils.data import SequentialSampler
+    from transformers import AutoTokenizer, Trainer, TrainingArguments
+
+    from bertlab.data.tsv import read_labeled_tsv
+
+    transformers.set_seed(seed)
+    tokenizer = AutoTokenizer.from_pretrained(encoder)
+    rows = read_labeled_tsv(train_tsv).rows[:num_samples if num_samples > 0 else None]
+    data = [{**tokenizer(text, truncation=True, max_length=recipe["max_seq_length"]), "labels": label}
+            for text, label in rows]
+    model = transformers.AutoModelForSequenceClassification.from_pretrained(encoder,
+                                                                            num_labels=len(initial_head["bias"]))
+    with torch.no_grad():
+        model.classifier.weight.copy_(initial_head["weight"])
+        model.classifier.bias.copy_(initial_head["bias"])
+    dropout = dropout_rates(model)
+    zero_dropout(model)
+    initial = {name: value.detach().clone() for name, value in model.state_dict().items()}
+    steps: list[dict] = []
+
+    class InOrderTrainer(Trainer):
+        def _get_train_sampler(self, *args, **kwargs):
+            return SequentialSampler(self.train_dataset)
+
+        def training_step(self, model, inputs, *args, **kwargs):
+            lr = self.optimizer.param_groups[0]["lr"]
+            loss = super().training_step(model, inputs, *args, **kwargs)
+            steps.append({"loss": float(loss), "lr": lr,
+                          "inputs": [row[m.bool()].tolist() for row, m in zip(inputs["input_ids"],
+                                                                                inputs["attention_mask"])]})
+            return loss
+
+    args = TrainingArguments(
+        output_dir=str(work_dir), per_device_train_batch_size=recipe["batch_size"], num_train_epochs=recipe["epochs"],
+        learning_rate=recipe["lr"], weight_decay=recipe["weight_decay"], warmup_ratio=recipe["warmup_ratio"],
+        lr_scheduler_type="linear", max_grad_norm=1.0, use_cpu=True, eval_strategy="no", save_strategy="no",
+        logging_steps=1, report_to=[], disable_tqdm=True, seed=seed, dataloader_num_workers=0)
+    trainer = InOrderTrainer(model=model, args=args, train_dataset=data,
+                             data_collator=transformers.DataCollatorWithPadding(tokenizer))
+    trainer.train()
+    weights = {name: value.detach().clone() for name, value in model.state_dict().items()}
+    return {"steps": steps, "weights": weights, "initial": initial, "dropout": dropout}
+
+
+def run_parity(hf_candidate: str, grid_path: Path, seed: int, epochs: int, num_samples: int, work_dir: Path,
+               data_dir: str | None = None, overrides: tuple[str, ...] = ()) -> dict:
+    """A Hugging Face recipe of the TC grid trained by both pipelines from the same start (see
+    the module docstring), and the comparison."""
+    from omegaconf import OmegaConf
+
+    grid = OmegaConf.to_container(OmegaConf.load(grid_path), resolve=True)
+    recipe = hf_recipe(hf_candidate, grid, epochs)
+    cfg = compose_bertlab(recipe, seed, epochs, num_samples, data_dir, overrides)
+    ours = train_bertlab(cfg)
+    theirs = train_hf(cfg.model.language_model.pretrained_model_name, Path(cfg.model.train_ds.file_path), num_samples,
+                      recipe, seed, ours["initial_head"], work_dir)
+    report = compare(ours, theirs)
+    report.update(hf_candidate=hf_candidate, overrides=list(overrides), seed=seed, epochs=epochs,
+                  num_samples=num_samples, warmup_steps=warmup_steps(recipe, len(ours["steps"])))
+    return report
+
+
+# A key projection's bias adds the same amount to every score of a query, which softmax
+# ignores: its true gradient is 0, and what moves it is rounding, different in each pipeline.
+ZERO_GRADIENT_SUFFIX = "attention.self.key.bias"
+
+
+def compare(bertlab: dict, hf: dict) -> dict:
+    """Step by step: both losses and learning rates, and whether the inputs were the same;
+    then how far apart the two final models are, as a share of how far Hugging Face's
+    training moved its weights from the shared start: over all weights, and the worst
+    parameter (key biases aside: see ``ZERO_GRADIENT_SUFFIX``). Also both models' dropout
+    rates, which the comparison sets to 0."""
+    steps = []
+    for index, (ours, theirs) in enumerate(zip(bertlab["steps"], hf["steps"]), start=1):
+        steps.append({"step": index, "bertlab_loss": ours["loss"], "hf_loss": theirs["loss"], "bertlab_lr": ours["lr"],
+                      "hf_lr": theirs["lr"], "same_inputs": ours["inputs"] == theirs["inputs"]})
+    initial = hf["initial"]
+    shared = sorted(set(bertlab["weights"]) & set(hf["weights"]))
+    moved_total = apart_total = 0.0
+    relative = {}
+    for name in shared:
+        moved = (hf["weights"][name].float() - initial[name].float()).norm().item()
+        apart = (bertlab["weights"][name].float() - hf["weights"][name].float()).norm().item()
+        moved_total, apart_total = moved_total + moved ** 2, apart_total + apart ** 2
+        if moved > 0 and not name.endswith(ZERO_GRADIENT_SUFFIX):
+            relative[name] = apart / moved
+    worst = max(relative, key=relative.get) if relative else None
+    return {"steps": steps, "step_counts": [len(bertlab["steps"]), len(hf["steps"])],
+            "compared_parameters": len(shared), "model_relative_gap": math.sqrt(apart_total / moved_total)
+            if moved_total else math.nan, "worst_parameter": worst, "worst_relative_gap": relative.get(worst, math.nan),
+            "missing": sorted((set(hf["weights"]) ^ set(bertlab["weights"])) - {"bert.embeddings.position_ids"}),
+            "dropout": {"bertlab": sorted(bertlab["dropout"]), "hf": sorted(hf["dropout"])},
+            "relative_gaps": relative}
+
+
+def format_report(report: dict) -> str:
+    lines = ["| step | same inputs | bertlab loss | HF loss | bertlab lr | HF lr |",
+             "| ---: | :---: | ---: | ---: | ---: | ---: |"]
+    for s in report["steps"]:
+        lines.append(f"| {s['step']} | {'yes' if s['same_inputs'] else 'NO'} | {s['bertlab_loss']:.6f} | "
+                     f"{s['hf_loss']:.6f} | {s['bertlab_lr']:.3e} | {s['hf_lr']:.3e} |")
+    warmup = report.get("warmup_steps", {})
+    lines += ["", f"steps: bertlab {report['step_counts'][0]}, Hugging Face {report['step_counts'][1]}; "
+              f"warmup steps: bertlab {warmup.get('bertlab')}, Hugging Face {warmup.get('hf')}",
+              f"dropout rates (set to 0 here): bertlab {_rates(report['dropout']['bertlab'])}, "
+              f"Hugging Face {_rates(report['dropout']['hf'])}",
+              f"final weights apart, as a share of the update: {report['model_relative_gap']:.2e} over all "
+              f"{report['compared_parameters']} parameters; at most {report['worst_relative_gap']:.2e} "
+              f"({report['worst_parameter']}, key biases aside)"]
+    if report["missing"]:
+        lines.append(f"parameters in one model only: {', '.join(report['missing'])}")
+    return "\n".join(lines)
+
+
+def _rates(rates: list[float]) -> str:
+    counts = Counter(rates)
+    return ", ".join(f"{n} x {rate:g}" for rate, n in sorted(counts.items()))

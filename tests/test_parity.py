@@ -1,0 +1,53 @@
+"""bertlab's TC training against the Hugging Face Trainer's, step for step (bertlab/parity.py)."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+from hydra.core.global_hydra import GlobalHydra
+
+from bertlab.config import ConfigError
+from bertlab.parity import run_parity
+from conftest import REPO
+
+
+@pytest.fixture
+def short_grid(tmp_path):
+    """The real TC grid, its Hugging Face defaults shrunk: 64 subtokens, batches of 16."""
+    grid = yaml.safe_load((REPO / "conf" / "quality" / "tc.yaml").read_text())
+    grid["hf_defaults"].update(max_seq_length=64, batch_size=16)
+    path = tmp_path / "tc.yaml"
+    path.write_text(yaml.safe_dump(grid))
+    return path
+
+
+def parity(grid, data_dir, work_dir, *overrides):
+    GlobalHydra.instance().clear()
+    return run_parity("lr_1e-4_warmup_0", grid, seed=1, epochs=2, num_samples=48, work_dir=work_dir,
+                      data_dir=str(data_dir), overrides=overrides)
+
+
+def test_bertlab_trains_hugging_face_recipe_as_the_trainer_does(short_grid, tiny_tc3, tmp_path):
+    report = parity(short_grid, tiny_tc3, tmp_path)
+    assert report["step_counts"] == [6, 6]  # 48 abstracts, batches of 16, 2 epochs
+    assert all(step["same_inputs"] for step in report["steps"])
+    for step in report["steps"]:
+        assert step["bertlab_lr"] == pytest.approx(step["hf_lr"], rel=1e-6)
+        assert step["bertlab_loss"] == pytest.approx(step["hf_loss"], rel=1e-4)
+    assert report["steps"][-1]["hf_loss"] != pytest.approx(report["steps"][0]["hf_loss"], rel=1e-3)  # it trained
+    assert report["model_relative_gap"] < 1e-3
+    assert report["worst_relative_gap"] < 1e-2
+    assert not report["missing"]
+    assert report["dropout"]["bertlab"] == report["dropout"]["hf"] == [0.1] * 20  # embeddings, 6 x 3 layers, head
+
+
+def test_parity_sees_a_learning_rate_ten_percent_off(short_grid, tiny_tc3, tmp_path):
+    report = parity(short_grid, tiny_tc3, tmp_path, "model.optim.lr=1.1e-4")
+    assert report["steps"][0]["bertlab_loss"] == pytest.approx(report["steps"][0]["hf_loss"], rel=1e-5)
+    assert report["steps"][-1]["bertlab_loss"] != pytest.approx(report["steps"][-1]["hf_loss"], rel=1e-4)
+    assert report["model_relative_gap"] > 0.05
+
+
+def test_parity_refuses_a_head_the_trainer_does_not_have(short_grid, tiny_tc3, tmp_path):
+    with pytest.raises(ConfigError, match="pooling=pooler"):
+        parity(short_grid, tiny_tc3, tmp_path, "model.classifier_head.pooling=cls")
