@@ -116,8 +116,8 @@ def hf_recipe(candidate: str, grid: dict, epochs: int) -> dict:
 
 
 def warmup_steps(recipe: dict, steps: int) -> dict[str, int]:
-    """Each pipeline's warmup for ``steps`` updates: NeMo's schedulers round the ratio's steps
-    down, the ``Trainer`` rounds them up."""
+    """Each pipeline's warmup for ``steps`` updates at the recipe's ratio: NeMo's schedulers
+    round the ratio's steps down, the ``Trainer`` rounds them up."""
     return {"bertlab": int(recipe["warmup_ratio"] * steps), "hf": math.ceil(recipe["warmup_ratio"] * steps)}
 
 
@@ -216,15 +216,23 @@ def run_parity(hf_candidate: str, grid_path: Path, seed: int, epochs: int, num_s
     the module docstring), and the comparison."""
     from omegaconf import OmegaConf
 
+    from bertlab.data.tsv import read_labeled_tsv
+
     grid = OmegaConf.to_container(OmegaConf.load(grid_path), resolve=True)
     recipe = hf_recipe(hf_candidate, grid, epochs)
     cfg = compose_bertlab(recipe, seed, epochs, num_samples, data_dir, overrides)
+    rows = len(read_labeled_tsv(cfg.model.train_ds.file_path).rows)
+    updates = epochs * math.ceil((min(rows, num_samples) if num_samples > 0 else rows) / recipe["batch_size"])
+    warmup = warmup_steps(recipe, updates)
+    # The Trainer's count of warmup steps (see warmup_steps). Their shape still differs: NeMo's
+    # warmup rate is (s + 1) / (w + 1) of the peak at step s, the Trainer's s / w.
+    cfg.model.optim.sched.warmup_steps, cfg.model.optim.sched.warmup_ratio = warmup["hf"], None
     ours = train_bertlab(cfg)
     theirs = train_hf(cfg.model.language_model.pretrained_model_name, Path(cfg.model.train_ds.file_path), num_samples,
                       recipe, seed, ours["initial_head"], work_dir)
     report = compare(ours, theirs)
     report.update(hf_candidate=hf_candidate, overrides=list(overrides), seed=seed, epochs=epochs,
-                  num_samples=num_samples, warmup_steps=warmup_steps(recipe, len(ours["steps"])))
+                  num_samples=num_samples, warmup_steps=warmup)
     return report
 
 
@@ -268,9 +276,10 @@ def format_report(report: dict) -> str:
     for s in report["steps"]:
         lines.append(f"| {s['step']} | {'yes' if s['same_inputs'] else 'NO'} | {s['bertlab_loss']:.6f} | "
                      f"{s['hf_loss']:.6f} | {s['bertlab_lr']:.3e} | {s['hf_lr']:.3e} |")
-    warmup = report.get("warmup_steps", {})
+    warmup = report["warmup_steps"]
     lines += ["", f"steps: bertlab {report['step_counts'][0]}, Hugging Face {report['step_counts'][1]}; "
-              f"warmup steps: bertlab {warmup.get('bertlab')}, Hugging Face {warmup.get('hf')}",
+              f"warmup: {warmup['hf']} steps on both sides (the Trainer's count; by the ratio NeMo would round "
+              f"to {warmup['bertlab']})",
               f"dropout rates (set to 0 here): bertlab {_rates(report['dropout']['bertlab'])}, "
               f"Hugging Face {_rates(report['dropout']['hf'])}",
               f"final weights apart, as a share of the update: {report['model_relative_gap']:.2e} over all "

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 import yaml
+from conftest import REPO
 from hydra.core.global_hydra import GlobalHydra
 
 from bertlab.config import ConfigError
 from bertlab.parity import run_parity
-from conftest import REPO
 
 
 @pytest.fixture
@@ -21,9 +21,9 @@ def short_grid(tmp_path):
     return path
 
 
-def parity(grid, data_dir, work_dir, *overrides):
+def parity(grid, data_dir, work_dir, *overrides, candidate="lr_1e-4_warmup_0"):
     GlobalHydra.instance().clear()
-    return run_parity("lr_1e-4_warmup_0", grid, seed=1, epochs=2, num_samples=48, work_dir=work_dir,
+    return run_parity(candidate, grid, seed=1, epochs=2, num_samples=48, work_dir=work_dir,
                       data_dir=str(data_dir), overrides=overrides)
 
 
@@ -39,6 +39,16 @@ def test_bertlab_trains_hugging_face_recipe_as_the_trainer_does(short_grid, tiny
     assert report["worst_relative_gap"] < 1e-2
     assert not report["missing"]
     assert report["dropout"]["bertlab"] == report["dropout"]["hf"] == [0.1] * 20  # embeddings, 6 x 3 layers, head
+
+
+def test_parity_shows_where_nemo_warmup_differs(short_grid, tiny_tc3, tmp_path):
+    report = parity(short_grid, tiny_tc3, tmp_path, candidate="lr_1e-4")  # 10% warmup of 6 steps
+    assert report["warmup_steps"] == {"bertlab": 0, "hf": 1}  # NeMo would round 0.6 down; both get the Trainer's 1
+    first, *rest = report["steps"]
+    assert (first["bertlab_lr"], first["hf_lr"]) == (pytest.approx(5e-5), 0)  # NeMo: (s + 1) / (w + 1); HF: s / w
+    assert all(step["bertlab_lr"] == pytest.approx(step["hf_lr"], rel=1e-6) for step in rest)
+    assert first["bertlab_loss"] == pytest.approx(first["hf_loss"], rel=1e-5)
+    assert rest[-1]["bertlab_loss"] != pytest.approx(rest[-1]["hf_loss"], rel=1e-4)
 
 
 def test_parity_sees_a_learning_rate_ten_percent_off(short_grid, tiny_tc3, tmp_path):
