@@ -221,6 +221,7 @@ def run_parity(hf_candidate: str, grid_path: Path, seed: int, epochs: int, num_s
     grid = OmegaConf.to_container(OmegaConf.load(grid_path), resolve=True)
     recipe = hf_recipe(hf_candidate, grid, epochs)
     cfg = compose_bertlab(recipe, seed, epochs, num_samples, data_dir, overrides)
+    check_comparable(cfg)  # before the imports of NeMo and transformers
     rows = len(read_labeled_tsv(cfg.model.train_ds.file_path).rows)
     updates = epochs * math.ceil((min(rows, num_samples) if num_samples > 0 else rows) / recipe["batch_size"])
     warmup = warmup_steps(recipe, updates)

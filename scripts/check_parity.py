@@ -14,15 +14,19 @@ import sys
 import tempfile
 from pathlib import Path
 
+from bertlab.cli import exit_on_user_error
 
+
+@exit_on_user_error
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("overrides", nargs="*", help="Hydra overrides of bertlab's side (conf/train_tc.yaml)")
     parser.add_argument("--hf-candidate", default="lr_1e-4_warmup_0",
                         help="a Hugging Face recipe of the TC grid; bertlab trains the same settings with Hugging "
-                             "Face's head (default: lr_1e-4_warmup_0, whose schedule both round alike)")
+                             "Face's head (default: lr_1e-4_warmup_0, its chosen recipe; without warmup both "
+                             "schedules are the same)")
     parser.add_argument("--grid", type=Path, default=Path(__file__).resolve().parents[1] / "conf/quality/tc.yaml")
-    parser.add_argument("--samples", type=int, default=64, help="the first N training abstracts (default 64)")
+    parser.add_argument("--samples", type=int, default=64, help="the first N training abstracts (default 64; 0: all)")
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--data-dir", default=None, help="default: data/ncbi_tc3 (make data)")

@@ -402,6 +402,8 @@ def test_existing_output_directory_needs_overwrite(tmp_path: Path) -> None:
          "error: argument --max-words: must be at least 1, got 0"),
         ("prepare_data.py", ["--local-dir", "{tmp}", "--data-dir", "{tmp}/out", "--only", "ner"],
          "error: {tmp}: NCBI Disease original files not found"),  # NER reads both releases
+        ("check_parity.py", ["--out", "{tmp}/out/parity.json", "model.classifier_head.num_output_layers=2"],
+         "error: parity needs Hugging Face's head in bertlab"),
     ],
 )
 def test_scripts_exit_2_with_one_line(tmp_path: Path, script: str, args: list[str], message: str) -> None:
