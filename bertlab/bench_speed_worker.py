@@ -286,6 +286,28 @@ def epoch_weight_average(epochs: int, max_epochs: int):
     return EpochWeightAverage()
 
 
+def hf_tag_labels(sentences) -> list[str]:
+    """The training split's tags, ``O`` first, then sorted: NeMo's label ids, as run_ner.py numbers them."""
+    return sorted({t for s in sentences for t in s.tags}, key=lambda t: (t != "O", t))
+
+
+def hf_tagged_item(tokenizer, sentence, label_ids: dict[str, int], limit: int) -> dict:
+    """A sentence as run_ner.py encodes it: the head within ``limit`` subtokens, each word's
+    label on its first subtoken, -100 (no loss) on the rest and on the special tokens."""
+    item = tokenizer(list(sentence.words), is_split_into_words=True, truncation=True, max_length=limit)
+    previous, tags = None, []
+    for word in item.word_ids():
+        tags.append(-100 if word is None or word == previous else label_ids[sentence.tags[word]])
+        previous = word
+    item["labels"] = tags
+    return dict(item)
+
+
+def hf_classified_item(tokenizer, text: str, label: int, limit: int) -> dict:
+    """A text as run_glue.py encodes it: the head within ``limit`` subtokens."""
+    return {**tokenizer(text, truncation=True, max_length=limit), "labels": label}
+
+
 def run_hf(spec: dict, clock: Clock) -> tuple[float, float, float | None, list]:
     """A plain Trainer; with ``spec["hf"]`` (quality benchmark) it also keeps its best epoch
     by the dev score, as bertlab keeps its best checkpoint."""
@@ -313,19 +335,10 @@ def run_hf(spec: dict, clock: Clock) -> tuple[float, float, float | None, list]:
         from bertlab.data.iob import read_nemo
 
         splits = {split: read_nemo(*_split_files(spec, split)) for split in ("train", "dev", "test")}
-        labels = sorted({t for s in splits["train"] for t in s.tags}, key=lambda t: (t != "O", t))
+        labels = hf_tag_labels(splits["train"])
         label_ids = {t: i for i, t in enumerate(labels)}
-
-        def encode(sentence):
-            item = tokenizer(list(sentence.words), is_split_into_words=True, truncation=True, max_length=limit)
-            previous, tags = None, []
-            for word in item.word_ids():  # the first subtoken of each word carries its label
-                tags.append(-100 if word is None or word == previous else label_ids[sentence.tags[word]])
-                previous = word
-            item["labels"] = tags
-            return dict(item)
-
-        data = {split: [encode(s) for s in sentences] for split, sentences in splits.items()}
+        data = {split: [hf_tagged_item(tokenizer, s, label_ids, limit) for s in sentences]
+                for split, sentences in splits.items()}
         model = transformers.AutoModelForTokenClassification.from_pretrained(
             spec["encoder"], num_labels=len(labels), id2label=dict(enumerate(labels)), label2id=label_ids)
         collator = transformers.DataCollatorForTokenClassification(tokenizer)
@@ -350,8 +363,7 @@ def run_hf(spec: dict, clock: Clock) -> tuple[float, float, float | None, list]:
         data = {}
         for split in ("train", "dev", "test"):
             rows = read_labeled_tsv(Path(spec["data_dir"]) / f"{split}_nemo_format.tsv").rows
-            data[split] = [{**tokenizer(text, truncation=True, max_length=limit), "labels": label}
-                           for text, label in rows]
+            data[split] = [hf_classified_item(tokenizer, text, label, limit) for text, label in rows]
         model = transformers.AutoModelForSequenceClassification.from_pretrained(spec["encoder"], num_labels=3)
         collator = transformers.DataCollatorWithPadding(tokenizer)
 

@@ -1,5 +1,5 @@
-"""Step-for-step parity of bertlab's TC training with the Hugging Face ``Trainer`` baseline
-(``scripts/check_parity.py``).
+"""Step-for-step parity of bertlab's training with the Hugging Face ``Trainer`` baseline, for
+text classification and NER (``scripts/check_parity.py``).
 
 The quality benchmark compares two pipelines whose random draws differ: the head's initial
 weights, the data order and dropout. Three seeds a side cannot tell those draws from a real
@@ -7,14 +7,15 @@ difference in the training itself. Here the draws are taken away: both pipelines
 the same weights (bertlab's seeded head copied into Hugging Face's), read the same examples
 in the same order (no shuffling), with every dropout at 0, and train through their own
 loops: bertlab's Lightning ``Trainer`` over NeMo's model and data, Hugging Face's ``Trainer``
-over its tokenizer and collator. If the two trainings are the same, the losses agree at
-every step and so do the final weights; what remains is the arithmetic order (fused AdamW
-against the per-tensor loop, padded widths), far below the size of an update.
+over its tokenizer and collator, as the quality benchmark runs it. If the two trainings are
+the same, the losses agree at every step and so do the final weights; what remains is the
+arithmetic order (fused AdamW against the per-tensor loop, padded widths), far below the
+size of an update.
 
-Only recipes that are the same training on both sides can be compared: bertlab's head must
-read ``[CLS]`` through the pretrained pooler into one linear layer
-(``model.classifier_head.pooling=pooler``, ``num_output_layers=1``), as
-``BertForSequenceClassification`` does.
+Only what both pipelines can train is compared: bertlab gets Hugging Face's head and loss
+(``HEAD_OVERRIDES``): for TC, ``[CLS]`` through the pretrained pooler into one linear layer,
+as ``BertForSequenceClassification``; for NER, one linear layer over every subtoken with the
+loss on each word's first subtoken, as ``BertForTokenClassification`` under run_ner.py.
 """
 
 from __future__ import annotations
@@ -50,24 +51,34 @@ def dropout_rates(model) -> list[float]:
 
 
 def _head_linear(model):
-    """The one linear layer of a NeMo ``SequenceClassifier`` with ``num_output_layers=1``."""
+    """The one linear layer of a NeMo head of one layer (``SequenceClassifier``, ``TokenClassifier``)."""
     import torch
 
     layers = [m for m in model.classifier.modules() if isinstance(m, torch.nn.Linear)]
     if len(layers) != 1:
-        raise ConfigError(f"parity needs model.classifier_head.num_output_layers=1 (Hugging Face's head is one "
-                          f"linear layer); this head has {len(layers)}")
+        raise ConfigError(f"parity needs a head of one linear layer, as Hugging Face's; this one has {len(layers)}")
     return layers[0]
 
 
 def check_comparable(cfg: DictConfig) -> None:
-    head = cfg.model.classifier_head
-    if head.get("pooling", "cls") != "pooler" or head.num_output_layers != 1:
-        raise ConfigError("parity needs Hugging Face's head in bertlab: model.classifier_head.pooling=pooler and "
-                          f"model.classifier_head.num_output_layers=1 (got pooling={head.get('pooling')}, "
-                          f"num_output_layers={head.num_output_layers})")
-    if cfg.model.dataset.get("long_text", "head") != "head":
-        raise ConfigError("parity needs model.dataset.long_text=head: the Trainer's tokenizer keeps a text's head")
+    """A :class:`ConfigError` unless bertlab's ``cfg`` is a training the ``Trainer`` can do."""
+    if cfg.task == "text_classification":
+        head = cfg.model.classifier_head
+        if head.get("pooling", "cls") != "pooler" or head.num_output_layers != 1:
+            raise ConfigError("parity needs Hugging Face's head in bertlab: model.classifier_head.pooling=pooler and "
+                              f"model.classifier_head.num_output_layers=1 (got pooling={head.get('pooling')}, "
+                              f"num_output_layers={head.num_output_layers})")
+        if cfg.model.dataset.get("long_text", "head") != "head":
+            raise ConfigError("parity needs model.dataset.long_text=head: the Trainer's tokenizer keeps a text's head")
+    else:
+        data = cfg.model.dataset
+        if cfg.model.head.num_fc_layers != 1 or not data.ignore_extra_tokens or not data.ignore_start_end:
+            raise ConfigError("parity needs Hugging Face's head and loss in bertlab: model.head.num_fc_layers=1, "
+                              "model.dataset.ignore_extra_tokens=true and model.dataset.ignore_start_end=true "
+                              f"(got {cfg.model.head.num_fc_layers}, {data.ignore_extra_tokens}, "
+                              f"{data.ignore_start_end})")
+        if data.get("context", "sentence") != "sentence":
+            raise ConfigError("parity needs model.dataset.context=sentence: the Trainer reads one sentence a row")
     if cfg.model.dataset.get("class_balancing"):
         raise ConfigError("parity does not cover model.dataset.class_balancing: the Trainer's loss is unweighted")
     if cfg.model.get("layerwise_lr_decay", 1.0) != 1.0 or cfg.model.get("freeze_embeddings_epochs", 0):
@@ -75,24 +86,29 @@ def check_comparable(cfg: DictConfig) -> None:
                           "the Trainer has neither")
 
 
-# Hugging Face's head and weight decay in bertlab: [CLS] through the pretrained pooler into one
-# linear layer, no decay on biases and LayerNorms, a text's head kept.
-HF_HEAD_OVERRIDES = ["model.classifier_head.pooling=pooler", "model.classifier_head.num_output_layers=1",
-                     "model.decay_norms_and_biases=false", "model.dataset.long_text=head"]
+# Hugging Face's head, loss and weight decay in bertlab, per task (see the module docstring).
+HEAD_OVERRIDES = {
+    "tc": ["model.classifier_head.pooling=pooler", "model.classifier_head.num_output_layers=1",
+           "model.dataset.long_text=head", "model.dataset.num_classes=3"],
+    "ner": ["model.head.num_fc_layers=1", "model.dataset.ignore_extra_tokens=true",
+            "model.dataset.ignore_start_end=true", "model.dataset.context=sentence",
+            "model.freeze_embeddings_epochs=0", "model.propagate_abbreviations=false"],
+}
+CONFIG_NAMES = {"tc": "train_tc", "ner": "train_ner"}
 
 
-def compose_bertlab(recipe: dict, seed: int, epochs: int, num_samples: int, data_dir: str | None = None,
+def compose_bertlab(task: str, recipe: dict, seed: int, epochs: int, num_samples: int, data_dir: str | None = None,
                     overrides: tuple[str, ...] = ()) -> DictConfig:
-    """conf/train_tc.yaml training a Hugging Face ``recipe`` (learning rate, warmup, length,
+    """conf/train_<task>.yaml training a Hugging Face ``recipe`` (learning rate, warmup, length,
     batch, weight decay) with Hugging Face's head, on the CPU in full precision, ``epochs`` over
-    the first ``num_samples`` training texts in file order; then any further ``overrides``."""
+    the first ``num_samples`` training items in file order; then any further ``overrides``."""
     from hydra import compose, initialize_config_dir
 
     from bertlab.bench_speed import REPO
     from bertlab.config import register_resolvers
 
     register_resolvers()
-    settings = [*HF_HEAD_OVERRIDES, "model.dataset.num_classes=3", "trainer=cpu", "trainer.precision=32",
+    settings = [*HEAD_OVERRIDES[task], "model.decay_norms_and_biases=false", "trainer=cpu", "trainer.precision=32",
                 f"seed={seed}", f"trainer.max_epochs={epochs}", f"model.train_ds.num_samples={num_samples}",
                 "model.train_ds.shuffle=false", "model.dataset.length_buckets=false",
                 f"model.optim.lr={recipe['lr']}", f"model.optim.sched.warmup_ratio={recipe['warmup_ratio']}",
@@ -102,14 +118,28 @@ def compose_bertlab(recipe: dict, seed: int, epochs: int, num_samples: int, data
     if data_dir:
         settings.append(f"data.dir={data_dir}")
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        return compose(config_name="train_tc", overrides=[*settings, *overrides])
+        return compose(config_name=CONFIG_NAMES[task], overrides=[*settings, *overrides])
+
+
+def training_items(cfg: DictConfig) -> list:
+    """bertlab's training split as the ``Trainer`` reads it: NER sentences, TC (text, label) rows."""
+    if cfg.task == "text_classification":
+        from bertlab.data.tsv import read_labeled_tsv
+
+        return read_labeled_tsv(cfg.model.train_ds.file_path).rows
+    from bertlab.data.iob import read_nemo
+
+    data = Path(cfg.model.dataset.data_dir)
+    return read_nemo(data / cfg.model.train_ds.text_file, data / cfg.model.train_ds.labels_file)
 
 
 def hf_recipe(candidate: str, grid: dict, epochs: int) -> dict:
     if candidate not in grid["hf"]:
         raise ConfigError(f"--hf-candidate: {candidate!r} is not in the grid's hf recipes")
     recipe = {**grid["hf_defaults"], **grid["hf"][candidate], "epochs": epochs}
-    unsupported = set(recipe) - {"epochs", "batch_size", "lr", "max_seq_length", "warmup_ratio", "weight_decay"}
+    # propagate_abbreviations: NER's decoding step, after training
+    unsupported = set(recipe) - {"epochs", "batch_size", "lr", "max_seq_length", "warmup_ratio", "weight_decay",
+                                 "propagate_abbreviations"}
     if unsupported:
         raise ConfigError(f"--hf-candidate {candidate}: parity does not cover {', '.join(sorted(unsupported))}")
     return recipe
@@ -156,28 +186,36 @@ def train_bertlab(cfg: DictConfig) -> dict:
     trainer.fit(model)
     weights = {f"bert.{name}": value.detach().clone() for name, value in model.bert_model.state_dict().items()}
     weights.update({"classifier.weight": head.weight.detach().clone(), "classifier.bias": head.bias.detach().clone()})
-    return {"initial_head": initial_head, "steps": steps, "weights": weights, "dropout": dropout}
+    label_ids = dict(model.cfg.label_ids) if cfg.task == "token_classification" else None
+    return {"initial_head": initial_head, "steps": steps, "weights": weights, "dropout": dropout,
+            "label_ids": label_ids}
 
 
-def train_hf(encoder: str, train_tsv: Path, num_samples: int, recipe: dict, seed: int, initial_head: dict,
-             work_dir: Path) -> dict:
+def train_hf(encoder: str, items: list, recipe: dict, seed: int, initial_head: dict, work_dir: Path,
+             label_ids: dict[str, int] | None = None) -> dict:
     """The quality benchmark's Hugging Face ``Trainer`` (its ``recipe`` keys, as in
-    ``conf/quality/tc.yaml``), starting from ``initial_head``, dropout off, the first
-    ``num_samples`` rows of ``train_tsv`` in file order."""
+    ``conf/quality/<task>.yaml``) over ``items`` in order (TC: (text, label) rows; NER:
+    sentences, tagged with bertlab's ``label_ids``), starting from ``initial_head``, dropout off."""
     import torch
     import transformers
     from torch.utils.data import SequentialSampler
     from transformers import AutoTokenizer, Trainer, TrainingArguments
 
-    from bertlab.data.tsv import read_labeled_tsv
+    from bertlab.bench_speed_worker import hf_classified_item, hf_tag_labels, hf_tagged_item
 
     transformers.set_seed(seed)
     tokenizer = AutoTokenizer.from_pretrained(encoder)
-    rows = read_labeled_tsv(train_tsv).rows[:num_samples if num_samples > 0 else None]
-    data = [{**tokenizer(text, truncation=True, max_length=recipe["max_seq_length"]), "labels": label}
-            for text, label in rows]
-    model = transformers.AutoModelForSequenceClassification.from_pretrained(encoder,
-                                                                            num_labels=len(initial_head["bias"]))
+    limit, num_labels = recipe["max_seq_length"], len(initial_head["bias"])
+    if label_ids is None:
+        data = [hf_classified_item(tokenizer, text, label, limit) for text, label in items]
+        model = transformers.AutoModelForSequenceClassification.from_pretrained(encoder, num_labels=num_labels)
+        collator = transformers.DataCollatorWithPadding(tokenizer)
+    else:
+        if sorted(label_ids, key=label_ids.get) != hf_tag_labels(items):
+            raise ValueError(f"bertlab's label ids {label_ids} are not in the Trainer's order {hf_tag_labels(items)}")
+        data = [hf_tagged_item(tokenizer, sentence, label_ids, limit) for sentence in items]
+        model = transformers.AutoModelForTokenClassification.from_pretrained(encoder, num_labels=num_labels)
+        collator = transformers.DataCollatorForTokenClassification(tokenizer)
     with torch.no_grad():
         model.classifier.weight.copy_(initial_head["weight"])
         model.classifier.bias.copy_(initial_head["bias"])
@@ -203,36 +241,33 @@ def train_hf(encoder: str, train_tsv: Path, num_samples: int, recipe: dict, seed
         learning_rate=recipe["lr"], weight_decay=recipe["weight_decay"], warmup_ratio=recipe["warmup_ratio"],
         lr_scheduler_type="linear", max_grad_norm=1.0, use_cpu=True, eval_strategy="no", save_strategy="no",
         logging_steps=1, report_to=[], disable_tqdm=True, seed=seed, dataloader_num_workers=0)
-    trainer = InOrderTrainer(model=model, args=args, train_dataset=data,
-                             data_collator=transformers.DataCollatorWithPadding(tokenizer))
+    trainer = InOrderTrainer(model=model, args=args, train_dataset=data, data_collator=collator)
     trainer.train()
     weights = {name: value.detach().clone() for name, value in model.state_dict().items()}
     return {"steps": steps, "weights": weights, "initial": initial, "dropout": dropout}
 
 
-def run_parity(hf_candidate: str, grid_path: Path, seed: int, epochs: int, num_samples: int, work_dir: Path,
-               data_dir: str | None = None, overrides: tuple[str, ...] = ()) -> dict:
-    """A Hugging Face recipe of the TC grid trained by both pipelines from the same start (see
-    the module docstring), and the comparison."""
+def run_parity(task: str, hf_candidate: str, grid_path: Path, seed: int, epochs: int, num_samples: int,
+               work_dir: Path, data_dir: str | None = None, overrides: tuple[str, ...] = ()) -> dict:
+    """A Hugging Face recipe of the task's grid trained by both pipelines from the same start
+    (see the module docstring), and the comparison."""
     from omegaconf import OmegaConf
-
-    from bertlab.data.tsv import read_labeled_tsv
 
     grid = OmegaConf.to_container(OmegaConf.load(grid_path), resolve=True)
     recipe = hf_recipe(hf_candidate, grid, epochs)
-    cfg = compose_bertlab(recipe, seed, epochs, num_samples, data_dir, overrides)
+    cfg = compose_bertlab(task, recipe, seed, epochs, num_samples, data_dir, overrides)
     check_comparable(cfg)  # before the imports of NeMo and transformers
-    rows = len(read_labeled_tsv(cfg.model.train_ds.file_path).rows)
-    updates = epochs * math.ceil((min(rows, num_samples) if num_samples > 0 else rows) / recipe["batch_size"])
-    warmup = warmup_steps(recipe, updates)
+    items = training_items(cfg)
+    items = items[:num_samples] if num_samples > 0 else items
+    warmup = warmup_steps(recipe, epochs * math.ceil(len(items) / recipe["batch_size"]))
     # The Trainer's count of warmup steps (see warmup_steps). Their shape still differs: NeMo's
     # warmup rate is (s + 1) / (w + 1) of the peak at step s, the Trainer's s / w.
     cfg.model.optim.sched.warmup_steps, cfg.model.optim.sched.warmup_ratio = warmup["hf"], None
     ours = train_bertlab(cfg)
-    theirs = train_hf(cfg.model.language_model.pretrained_model_name, Path(cfg.model.train_ds.file_path), num_samples,
-                      recipe, seed, ours["initial_head"], work_dir)
+    theirs = train_hf(cfg.model.language_model.pretrained_model_name, items, recipe, seed, ours["initial_head"],
+                      work_dir, ours["label_ids"])
     report = compare(ours, theirs)
-    report.update(hf_candidate=hf_candidate, overrides=list(overrides), seed=seed, epochs=epochs,
+    report.update(task=task, hf_candidate=hf_candidate, overrides=list(overrides), seed=seed, epochs=epochs,
                   num_samples=num_samples, warmup_steps=warmup)
     return report
 

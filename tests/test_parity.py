@@ -1,4 +1,4 @@
-"""bertlab's TC training against the Hugging Face Trainer's, step for step (bertlab/parity.py)."""
+"""bertlab's training against the Hugging Face Trainer's, step for step (bertlab/parity.py)."""
 
 from __future__ import annotations
 
@@ -11,19 +11,23 @@ from bertlab.config import ConfigError
 from bertlab.parity import run_parity
 
 
-@pytest.fixture
-def short_grid(tmp_path):
-    """The real TC grid, its Hugging Face defaults shrunk: 64 subtokens, batches of 16."""
-    grid = yaml.safe_load((REPO / "conf" / "quality" / "tc.yaml").read_text())
-    grid["hf_defaults"].update(max_seq_length=64, batch_size=16)
-    path = tmp_path / "tc.yaml"
+def shrunk_grid(task, directory, max_seq_length=64):
+    """The task's real grid, its Hugging Face defaults shrunk: 64 subtokens, batches of 16."""
+    grid = yaml.safe_load((REPO / "conf" / "quality" / f"{task}.yaml").read_text())
+    grid["hf_defaults"].update(max_seq_length=max_seq_length, batch_size=16)
+    path = directory / f"{task}.yaml"
     path.write_text(yaml.safe_dump(grid))
     return path
 
 
-def parity(grid, data_dir, work_dir, *overrides, candidate="lr_1e-4_warmup_0"):
+@pytest.fixture
+def short_grid(tmp_path):
+    return shrunk_grid("tc", tmp_path)
+
+
+def parity(grid, data_dir, work_dir, *overrides, candidate="lr_1e-4_warmup_0", task="tc"):
     GlobalHydra.instance().clear()
-    return run_parity(candidate, grid, seed=1, epochs=2, num_samples=48, work_dir=work_dir,
+    return run_parity(task, candidate, grid, seed=1, epochs=2, num_samples=48, work_dir=work_dir,
                       data_dir=str(data_dir), overrides=overrides)
 
 
@@ -39,6 +43,20 @@ def test_bertlab_trains_hugging_face_recipe_as_the_trainer_does(short_grid, tiny
     assert report["worst_relative_gap"] < 1e-2
     assert not report["missing"]
     assert report["dropout"]["bertlab"] == report["dropout"]["hf"] == [0.1] * 20  # embeddings, 6 x 3 layers, head
+
+
+def test_bertlab_tags_as_the_trainer_does(tiny_ner, tmp_path):
+    # NER's 128 subtokens: NeMo keeps the tail of a longer sentence, the Trainer its head (5 of
+    # NCBI's 5432 training sentences); at 64 some of these sentences would differ.
+    report = parity(shrunk_grid("ner", tmp_path, max_seq_length=128), tiny_ner, tmp_path, task="ner")
+    assert report["step_counts"] == [6, 6]  # 48 sentences, batches of 16, 2 epochs
+    assert all(step["same_inputs"] for step in report["steps"])
+    for step in report["steps"]:
+        assert step["bertlab_lr"] == pytest.approx(step["hf_lr"], rel=1e-6)
+        assert step["bertlab_loss"] == pytest.approx(step["hf_loss"], rel=1e-4)
+    assert report["model_relative_gap"] < 1e-3
+    assert not report["missing"]  # neither has a pooler
+    assert report["dropout"]["bertlab"] == report["dropout"]["hf"] == [0.1] * 20
 
 
 def test_parity_shows_where_nemo_warmup_differs(short_grid, tiny_tc3, tmp_path):
@@ -58,6 +76,8 @@ def test_parity_sees_a_learning_rate_ten_percent_off(short_grid, tiny_tc3, tmp_p
     assert report["model_relative_gap"] > 0.05
 
 
-def test_parity_refuses_a_head_the_trainer_does_not_have(short_grid, tiny_tc3, tmp_path):
+def test_parity_refuses_a_head_the_trainer_does_not_have(short_grid, tiny_tc3, tiny_ner, tmp_path):
     with pytest.raises(ConfigError, match="pooling=pooler"):
         parity(short_grid, tiny_tc3, tmp_path, "model.classifier_head.pooling=cls")
+    with pytest.raises(ConfigError, match="ignore_extra_tokens=true"):  # the loss on every subtoken
+        parity(shrunk_grid("ner", tmp_path), tiny_ner, tmp_path, "model.dataset.ignore_extra_tokens=false", task="ner")
