@@ -287,7 +287,7 @@ def epoch_weight_average(epochs: int, max_epochs: int):
 
 
 def hf_tag_labels(sentences) -> list[str]:
-    """The training split's tags, ``O`` first, then sorted: NeMo's label ids, as run_ner.py numbers them."""
+    """The training split's tags, ``O`` first, then sorted: the label ids NeMo gives them (its pad label first)."""
     return sorted({t for s in sentences for t in s.tags}, key=lambda t: (t != "O", t))
 
 

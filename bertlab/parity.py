@@ -86,7 +86,7 @@ def check_comparable(cfg: DictConfig) -> None:
                           "the Trainer has neither")
 
 
-# Hugging Face's head, loss and weight decay in bertlab, per task (see the module docstring).
+# Hugging Face's head and loss in bertlab, per task (see the module docstring), and TC's three classes.
 HEAD_OVERRIDES = {
     "tc": ["model.classifier_head.pooling=pooler", "model.classifier_head.num_output_layers=1",
            "model.dataset.long_text=head", "model.dataset.num_classes=3"],
