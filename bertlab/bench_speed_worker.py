@@ -245,6 +245,14 @@ def hf_recipe(spec: dict) -> dict:
     return {"weight_decay": 0.01, **shared, **spec.get("hf", {})}  # warmup: the spec's, or the grid's
 
 
+def hf_training_settings(recipe: dict) -> dict:
+    """The ``TrainingArguments`` of a recipe's optimization (batch, epochs, AdamW, the linear
+    schedule with warmup, clipping), shared with the parity check (:mod:`bertlab.parity`)."""
+    return {"per_device_train_batch_size": recipe["batch_size"], "num_train_epochs": recipe["epochs"],
+            "learning_rate": recipe["lr"], "weight_decay": recipe["weight_decay"],
+            "warmup_ratio": recipe["warmup_ratio"], "lr_scheduler_type": "linear", "max_grad_norm": 1.0}
+
+
 def weighted_cross_entropy(labels: list[int], num_labels: int):
     """A Trainer ``compute_loss_func``: cross-entropy with each class weighted by
     n / (classes x its count) in ``labels``, bertlab's ``class_balancing: weighted_loss``
@@ -387,9 +395,7 @@ def run_hf(spec: dict, clock: Clock) -> tuple[float, float, float | None, list]:
     elif recipe.get("class_weights") is not None:
         raise ValueError(f"class_weights: 'balanced' or null, got {recipe['class_weights']!r}")
     args = TrainingArguments(
-        output_dir=spec["work_dir"], per_device_train_batch_size=recipe["batch_size"], per_device_eval_batch_size=64,
-        num_train_epochs=recipe["epochs"], learning_rate=recipe["lr"], weight_decay=recipe["weight_decay"],
-        warmup_ratio=recipe["warmup_ratio"], lr_scheduler_type="linear", max_grad_norm=1.0,
+        output_dir=spec["work_dir"], **hf_training_settings(recipe), per_device_eval_batch_size=64,
         bf16=spec["precision"] == "bf16-mixed", fp16=spec["precision"] == "16-mixed", use_cpu=not cuda,
         eval_strategy="no" if average else "epoch", save_strategy="epoch" if keep_best else "no",
         save_total_limit=1 if keep_best else None, load_best_model_at_end=keep_best,

@@ -136,10 +136,12 @@ def training_items(cfg: DictConfig) -> list:
 def hf_recipe(candidate: str, grid: dict, epochs: int) -> dict:
     if candidate not in grid["hf"]:
         raise ConfigError(f"--hf-candidate: {candidate!r} is not in the grid's hf recipes")
+    from bertlab.bench_speed_worker import HF_RECIPE_KEYS
+
     recipe = {**grid["hf_defaults"], **grid["hf"][candidate], "epochs": epochs}
-    # propagate_abbreviations: NER's decoding step, after training
-    unsupported = set(recipe) - {"epochs", "batch_size", "lr", "max_seq_length", "warmup_ratio", "weight_decay",
-                                 "propagate_abbreviations"}
+    # The Trainer's class weights and averaged weights have no counterpart here; NER's
+    # abbreviation step (propagate_abbreviations) decodes after training and plays no part.
+    unsupported = set(recipe) - (HF_RECIPE_KEYS - {"class_weights", "average_last_epochs"})
     if unsupported:
         raise ConfigError(f"--hf-candidate {candidate}: parity does not cover {', '.join(sorted(unsupported))}")
     return recipe
@@ -152,17 +154,15 @@ def warmup_steps(recipe: dict, steps: int) -> dict[str, int]:
 
 
 def train_bertlab(cfg: DictConfig) -> dict:
-    """bertlab's training of ``cfg`` (its Lightning trainer and NeMo model, no validation, no
+    """bertlab's training of ``cfg`` (from :func:`compose_bertlab`, checked by
+    :func:`check_comparable`; its Lightning trainer and NeMo model, no validation, no
     checkpoints), dropout off and the data in file order. Returns the initial head, the
     per-step losses, learning rates and inputs, and the final weights by Hugging Face's names."""
     import lightning.pytorch as pl
 
-    from bertlab.config import register_resolvers
     from bertlab.tasks import task_spec
     from bertlab.trainer import trainer_kwargs
 
-    register_resolvers()
-    check_comparable(cfg)
     kwargs = {**trainer_kwargs(cfg.trainer), "logger": False, "enable_checkpointing": False,
               "limit_val_batches": 0, "enable_progress_bar": False}
     pl.seed_everything(cfg.seed, workers=True)
@@ -201,7 +201,7 @@ def train_hf(encoder: str, items: list, recipe: dict, seed: int, initial_head: d
     from torch.utils.data import SequentialSampler
     from transformers import AutoTokenizer, Trainer, TrainingArguments
 
-    from bertlab.bench_speed_worker import hf_classified_item, hf_tag_labels, hf_tagged_item
+    from bertlab.bench_speed_worker import hf_classified_item, hf_tag_labels, hf_tagged_item, hf_training_settings
 
     transformers.set_seed(seed)
     tokenizer = AutoTokenizer.from_pretrained(encoder)
@@ -237,10 +237,8 @@ def train_hf(encoder: str, items: list, recipe: dict, seed: int, initial_head: d
             return loss
 
     args = TrainingArguments(
-        output_dir=str(work_dir), per_device_train_batch_size=recipe["batch_size"], num_train_epochs=recipe["epochs"],
-        learning_rate=recipe["lr"], weight_decay=recipe["weight_decay"], warmup_ratio=recipe["warmup_ratio"],
-        lr_scheduler_type="linear", max_grad_norm=1.0, use_cpu=True, eval_strategy="no", save_strategy="no",
-        logging_steps=1, report_to=[], disable_tqdm=True, seed=seed, dataloader_num_workers=0)
+        output_dir=str(work_dir), **hf_training_settings(recipe), use_cpu=True, eval_strategy="no",
+        save_strategy="no", logging_steps=1, report_to=[], disable_tqdm=True, seed=seed, dataloader_num_workers=0)
     trainer = InOrderTrainer(model=model, args=args, train_dataset=data, data_collator=collator)
     trainer.train()
     weights = {name: value.detach().clone() for name, value in model.state_dict().items()}
