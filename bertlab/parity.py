@@ -211,8 +211,9 @@ def train_hf(encoder: str, items: list, recipe: dict, seed: int, initial_head: d
         model = transformers.AutoModelForSequenceClassification.from_pretrained(encoder, num_labels=num_labels)
         collator = transformers.DataCollatorWithPadding(tokenizer)
     else:
-        if sorted(label_ids, key=label_ids.get) != hf_tag_labels(items):
-            raise ValueError(f"bertlab's label ids {label_ids} are not in the Trainer's order {hf_tag_labels(items)}")
+        trainer_order = hf_tag_labels(items)
+        if sorted(label_ids, key=label_ids.get) != trainer_order:
+            raise ValueError(f"bertlab's label ids {label_ids} are not in the Trainer's order {trainer_order}")
         data = [hf_tagged_item(tokenizer, sentence, label_ids, limit) for sentence in items]
         model = transformers.AutoModelForTokenClassification.from_pretrained(encoder, num_labels=num_labels)
         collator = transformers.DataCollatorForTokenClassification(tokenizer)

@@ -39,8 +39,8 @@ def main(argv: list[str] | None = None) -> int:
     from bertlab.io import atomic_write
     from bertlab.parity import format_report, run_parity
 
+    grid = args.grid or REPO / "conf" / "quality" / f"{args.task}.yaml"
     with tempfile.TemporaryDirectory(prefix="parity-") as work_dir:
-        grid = args.grid or REPO / "conf" / "quality" / f"{args.task}.yaml"
         report = run_parity(args.task, args.hf_candidate, grid, args.seed, args.epochs, args.samples, Path(work_dir),
                             args.data_dir, tuple(args.overrides))
     print(format_report(report))

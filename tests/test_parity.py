@@ -12,7 +12,7 @@ from bertlab.parity import run_parity
 
 
 def shrunk_grid(task, directory, max_seq_length=64):
-    """The task's real grid, its Hugging Face defaults shrunk: 64 subtokens, batches of 16."""
+    """The task's real grid, its Hugging Face defaults shrunk: ``max_seq_length`` subtokens, batches of 16."""
     grid = yaml.safe_load((REPO / "conf" / "quality" / f"{task}.yaml").read_text())
     grid["hf_defaults"].update(max_seq_length=max_seq_length, batch_size=16)
     path = directory / f"{task}.yaml"
